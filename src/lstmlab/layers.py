@@ -1,0 +1,652 @@
+"""Recurrent layers with torch.nn's face: ``RNN``, ``LSTM`` (any variant) and ``GRU``.
+
+A layer runs the cells of ``lstmlab.cells`` over a sequence: stacked layers, both directions,
+variable lengths, initial and final state, optional tracing of every gate. Parameters are named and
+laid out as torch.nn's (see DESIGN.md), so code written for ``torch.nn.LSTM`` runs unchanged and a
+state dict moves between the two. Shapes: T steps, B sequences, I inputs, H hidden units,
+L layers, D directions (2 when bidirectional).
+
+The step loop here is the reference; ``lstmlab.kernels`` holds the fast paths, tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from lstmlab import cells
+from lstmlab.cells import LSTMSpec, LSTMWeights
+
+State = tuple[Tensor, ...]
+
+
+@dataclass
+class Trace:
+    """Every step's gate activations and states, for each layer.
+
+    ``forward[k]`` (and ``reverse[k]`` for a bidirectional layer) maps a name to a tensor shaped
+    like the output, (T, B, H) or (B, T, H) with batch_first, aligned with the input steps and zero
+    past each sequence's length. Names: LSTM i, f, z, o, c, h (h is the output y); GRU r, z, n, h;
+    RNN h. Absent LSTM gates (e.g. NIG's i) are recorded as their constant value 1.
+    """
+
+    forward: list[dict[str, Tensor]] = field(default_factory=list)
+    reverse: list[dict[str, Tensor]] | None = None
+
+    def __getitem__(self, layer: int) -> dict[str, Tensor]:
+        return self.forward[layer]
+
+    def __len__(self) -> int:
+        return len(self.forward)
+
+
+@dataclass
+class Recording:
+    """Traces gathered by ``tracing``: one (layer name, Trace) pair per layer call, in order."""
+
+    calls: list[tuple[str, Trace]] = field(default_factory=list)
+
+    def __getitem__(self, index: int) -> Trace:
+        return self.calls[index][1]
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+
+@contextmanager
+def tracing(module: nn.Module) -> Iterator[Recording]:
+    """Record the gates of every lstmlab layer inside ``module`` while the block runs.
+
+    >>> with tracing(model) as rec:
+    ...     model(batch)
+    >>> rec[0][0]["f"]   # first call, layer 0: forget gate, (T, B, H)
+    """
+    recording = Recording()
+    layers = [(name or type(m).__name__, m) for name, m in module.named_modules()
+              if isinstance(m, RecurrentLayer)]
+    if not layers:
+        raise ValueError(f"tracing: {type(module).__name__} contains no lstmlab RNN/LSTM/GRU layer")
+    for name, layer in layers:
+        layer._recorder = (name, recording)
+    try:
+        yield recording
+    finally:
+        for _, layer in layers:
+            layer._recorder = None
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class RecurrentLayer(nn.Module):
+    """What RNN, LSTM and GRU share: arguments, parameters, input checks, stacking, directions.
+
+    A subclass states its gate count ``G`` (the weights are (G*H, I) and (G*H, H)), the names of
+    its state tensors, and how one direction of one layer runs over time.
+    """
+
+    state_names: tuple[str, ...] = ("h",)
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None) -> None:
+        super().__init__()
+        _check_positive_int("input_size", input_size)
+        _check_positive_int("hidden_size", hidden_size)
+        _check_positive_int("num_layers", num_layers)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) \
+                or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout acts between layers, so with num_layers=1 it does nothing "
+                          f"(dropout={dropout})", stacklevel=2)
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.proj_size = 0  # torch.nn.LSTM's attribute; projections are not supported
+        self._recorder: tuple[str, Recording] | None = None
+
+        self._flat_weights_names: list[str] = []
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            for direction in range(self.num_directions):
+                for name, shape in self._parameter_shapes(layer_input):
+                    full = f"{name}_l{layer}{'_reverse' if direction else ''}"
+                    setattr(self, full, nn.Parameter(torch.empty(shape, **factory)))
+                    self._flat_weights_names.append(full)
+        self.reset_parameters()
+
+    # --- what a subclass defines -------------------------------------------------------------
+
+    @property
+    def gate_count(self) -> int:
+        raise NotImplementedError
+
+    def _parameter_shapes(self, layer_input: int) -> list[tuple[str, tuple[int, ...]]]:
+        """Names (without the _l{k} suffix) and shapes of one layer-direction's parameters."""
+        gh = self.gate_count * self.hidden_size
+        shapes = [("weight_ih", (gh, layer_input)), ("weight_hh", (gh, self.hidden_size))]
+        if self.bias:
+            shapes += [("bias_ih", (gh,)), ("bias_hh", (gh,))]
+        return shapes
+
+    def _run_direction(self, x: Tensor, state: State, layer: int, reverse: bool,
+                       mask: Tensor | None, keep: Sequence[str]) -> tuple[dict[str, Tensor], State]:
+        """Run one layer in one direction over x (T, B, I_layer); returns the stacked records
+        named in ``keep`` (always including "h", the output, (T, B, H)) and the final state."""
+        raise NotImplementedError
+
+    # --- parameters ----------------------------------------------------------------------------
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def weights(self, layer: int, reverse: bool = False) -> dict[str, Tensor | None]:
+        """One layer-direction's parameters by short name (weight_ih, bias_hh, ...)."""
+        suffix = f"_l{layer}{'_reverse' if reverse else ''}"
+        return {name[: -len(suffix)]: getattr(self, name)
+                for name in self._flat_weights_names if name.endswith(suffix)}
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Parameters grouped per layer-direction, as torch.nn.LSTM.all_weights."""
+        per = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        flat = self._flat_weights
+        return [flat[k: k + per] for k in range(0, len(flat), per)]
+
+    def flatten_parameters(self) -> None:
+        """Kept for code written for torch.nn: lstmlab needs no flattened copy of its weights."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    # --- the forward pass ----------------------------------------------------------------------
+
+    def forward(self, input: Tensor | PackedSequence, state: Tensor | State | None = None,
+                lengths: Tensor | Sequence[int] | None = None, *, return_trace: bool = False):
+        """Run the layer over a batch of sequences.
+
+        Args:
+            input: (T, B, I), or (B, T, I) with batch_first, or (T, I) for one sequence, or a
+                PackedSequence.
+            state: the initial state, zeros if None: h_0 (L*D, B, H) for RNN and GRU, the pair
+                (h_0, c_0) for LSTM ((L*D, H) each for an unbatched input).
+            lengths: each sequence's length (B integers in [1, T]; list or tensor on any device).
+                Outputs past a sequence's end are zero, the final state is the state at each
+                sequence's own last step, and a reverse direction starts there: the same results
+                as running each sequence alone.
+            return_trace: also return a ``Trace`` of every gate and state.
+
+        Returns:
+            (output, state) - output (T, B, D*H) (batch_first: (B, T, D*H); a PackedSequence for
+            a PackedSequence input) and the final state shaped like ``state``; with
+            ``return_trace``, (output, state, trace).
+        """
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("give lengths or a PackedSequence, not both: a PackedSequence "
+                                 "already carries its lengths")
+            x, lengths = pad_packed_sequence(input)
+            unbatched = False
+        else:
+            if not isinstance(input, Tensor):
+                raise TypeError(f"input must be a Tensor or PackedSequence, got "
+                                f"{type(input).__name__}")
+            unbatched = input.dim() == 2
+            if input.dim() not in (2, 3):
+                expected = "(B, T, I)" if self.batch_first else "(T, B, I)"
+                raise ValueError(f"input must have 3 dimensions {expected} (or 2, (T, I), for one "
+                                 f"sequence) with I={self.input_size}, got shape "
+                                 f"{tuple(input.shape)}")
+            x = input.unsqueeze(1) if unbatched else input
+            if self.batch_first and not unbatched:
+                x = x.transpose(0, 1)
+        self._check_input(x)
+        steps, batch, _ = x.shape
+        mask = self._length_mask(lengths, steps, batch, x.device)
+        state = self._initial_state(state, batch, x, unbatched)
+
+        recording = return_trace or self._recorder is not None
+        output, final, trace = self._run(x, state, mask, recording)
+
+        if self.batch_first and not packed:
+            output = output.transpose(0, 1)
+        if unbatched:
+            output = output.squeeze(1)
+            final = tuple(s.squeeze(1) for s in final)
+        if packed:
+            output = _repack(output, input)
+        final_state = final if len(self.state_names) > 1 else final[0]
+        if trace is not None:
+            if unbatched or (self.batch_first and not packed):
+                fix = (lambda t: t.squeeze(1)) if unbatched else (lambda t: t.transpose(0, 1))
+                trace = Trace([{k: fix(v) for k, v in d.items()} for d in trace.forward],
+                              None if trace.reverse is None else
+                              [{k: fix(v) for k, v in d.items()} for d in trace.reverse])
+            if self._recorder is not None:
+                name, rec = self._recorder
+                rec.calls.append((name, trace))
+        if return_trace:
+            return output, final_state, trace
+        return output, final_state
+
+    def _run(self, x: Tensor, state: State, mask: Tensor | None,
+             recording: bool) -> tuple[Tensor, State, Trace | None]:
+        """All layers and directions over x (T, B, I); state tensors are (L*D, B, H)."""
+        keep = self.trace_names if recording else ("h",)
+        trace = Trace(reverse=[] if self.bidirectional and recording else None)
+        finals: list[State] = []
+        layer_input = x
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                records, final = self._run_direction(
+                    layer_input, tuple(s[index] for s in state), layer, bool(direction), mask, keep)
+                outputs.append(records["h"])
+                finals.append(final)
+                if recording:
+                    (trace.reverse if direction else trace.forward).append(records)
+            layer_input = torch.cat(outputs, dim=2) if len(outputs) > 1 else outputs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+        final_state = tuple(torch.stack([f[k] for f in finals]) for k in range(len(state)))
+        return layer_input, final_state, trace if recording else None
+
+    # --- input checks ---------------------------------------------------------------------------
+
+    def _check_input(self, x: Tensor) -> None:
+        reference = self.weight_ih_l0
+        if not x.is_floating_point():
+            raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
+        if x.dtype != reference.dtype:
+            raise TypeError(f"input dtype {x.dtype} does not match the layer's parameters "
+                            f"({reference.dtype}); convert one of them, e.g. "
+                            f"input.to({reference.dtype}) or layer.to({x.dtype})")
+        if x.device != reference.device:
+            raise ValueError(f"input is on {x.device} but the layer's parameters are on "
+                             f"{reference.device}")
+        if x.shape[-1] != self.input_size:
+            raise ValueError(f"input has {x.shape[-1]} features per step, expected "
+                             f"input_size={self.input_size}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"input has no steps or no sequences (time-major shape "
+                             f"{tuple(x.shape)}); expected T >= 1 and B >= 1")
+
+    def _length_mask(self, lengths: Tensor | Sequence[int] | None, steps: int, batch: int,
+                     device: torch.device) -> Tensor | None:
+        """(T, B) bool, True where step t is inside sequence b; None when all are full length."""
+        if lengths is None:
+            return None
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise TypeError(f"lengths must be a list or 1-D tensor of {batch} integers, got "
+                            f"{lengths!r}") from error
+        if lengths.dim() != 1 or lengths.numel() != batch:
+            raise ValueError(f"lengths must hold one length per sequence ({batch}), got shape "
+                             f"{tuple(lengths.shape)}")
+        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must be integers, got {lengths.dtype}")
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 1 or high > steps:
+            raise ValueError(f"lengths must be in [1, T={steps}], got values from {low} to {high}")
+        if low == steps:
+            return None
+        lengths = lengths.to(device)
+        return torch.arange(steps, device=device).unsqueeze(1) < lengths.unsqueeze(0)
+
+    def _initial_state(self, state: Tensor | State | None, batch: int, x: Tensor,
+                       unbatched: bool) -> State:
+        shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        if state is None:
+            zeros = x.new_zeros(shape)
+            return tuple(zeros for _ in self.state_names)
+        n = len(self.state_names)
+        shown = shape[:1] + shape[2:] if unbatched else shape
+        what = f"({', '.join(self.state_names)}) each of shape {shown}" if n > 1 \
+            else f"{self.state_names[0]}_0 of shape {shown}"
+        parts = tuple(state) if isinstance(state, (tuple, list)) else (state,)
+        if n == 1 and isinstance(state, (tuple, list)):
+            raise TypeError(f"{type(self).__name__} state must be one tensor, {what}; got a "
+                            f"{type(state).__name__}")
+        if len(parts) != n or not all(isinstance(p, Tensor) for p in parts):
+            raise TypeError(f"{type(self).__name__} state must be {what}")
+        if unbatched:
+            parts = tuple(p.unsqueeze(1) if p.dim() == 2 else p for p in parts)
+        for name, p in zip(self.state_names, parts, strict=True):
+            if tuple(p.shape) != shape:
+                given = tuple(p.squeeze(1).shape) if unbatched else tuple(p.shape)
+                raise ValueError(f"state {name}_0 has shape {given}, expected {shown} "
+                                 "(num_layers * num_directions, batch, hidden_size)")
+            if p.dtype != x.dtype or p.device != x.device:
+                raise TypeError(f"state {name}_0 is {p.dtype} on {p.device}; expected "
+                                f"{x.dtype} on {x.device} like the input")
+        return parts
+
+    @property
+    def trace_names(self) -> tuple[str, ...]:
+        return ("h",)
+
+
+def _repack(output: Tensor, like: PackedSequence) -> PackedSequence:
+    """Pack a (T, B, *) output in the same batch order and steps as the packed input ``like``."""
+    # batch_sizes[t] counts the sequences longer than t, in sorted order: recover their lengths
+    batch_sizes = like.batch_sizes.unsqueeze(1)
+    sorted_lengths = (torch.arange(output.shape[1]).unsqueeze(0) < batch_sizes).sum(0)
+    order = like.sorted_indices
+    sorted_output = output if order is None else output.index_select(1, order.to(output.device))
+    data = pack_padded_sequence(sorted_output, sorted_lengths, enforce_sorted=True).data
+    return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+
+def _scan(step: Callable[[Tensor, State], tuple[State, dict[str, Tensor]]], wx: Tensor,
+          state: State, mask: Tensor | None, reverse: bool,
+          keep: Sequence[str]) -> tuple[dict[str, Tensor], State]:
+    """The plain loop: apply ``step`` to each slice wx[t] (forward or backward in time).
+
+    Where mask[t] is False (past a sequence's end) the state is held and records are zero, so a
+    reverse pass starts at each sequence's own last step.
+    """
+    steps = wx.shape[0]
+    records: dict[str, list[Tensor]] = {name: [None] * steps for name in keep}  # type: ignore
+    for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
+        new_state, out = step(wx[t], state)
+        if mask is not None:
+            inside = mask[t].unsqueeze(1)
+            new_state = tuple(torch.where(inside, n, s) for n, s in zip(new_state, state,
+                                                                          strict=True))
+            out = {name: torch.where(inside, out[name], 0.0) for name in keep}
+        state = new_state
+        for name in keep:
+            records[name][t] = out[name]
+    return {name: torch.stack(values) for name, values in records.items()}, state
+
+
+class RNN(RecurrentLayer):
+    """Elman RNN, torch.nn.RNN's equations and parameters:
+
+        h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh),   act = tanh or relu
+
+    Args: as torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
+    dropout, bidirectional). Input (T, B, I) -> output (T, B, D*H), h_n (L*D, B, H).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        if nonlinearity not in cells.RNN_NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {list(cells.RNN_NONLINEARITIES)}, got "
+                             f"{nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype)
+
+    @property
+    def gate_count(self) -> int:
+        return 1
+
+    @property
+    def mode(self) -> str:
+        return "RNN_TANH" if self.nonlinearity == "tanh" else "RNN_RELU"
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.nonlinearity == "tanh" else s + f", nonlinearity={self.nonlinearity!r}"
+
+    def _run_direction(self, x, state, layer, reverse, mask, keep):
+        w = self.weights(layer, reverse)
+        wx = F.linear(x, w["weight_ih"], w.get("bias_ih"))
+
+        def step(wx_t: Tensor, s: State) -> tuple[State, dict[str, Tensor]]:
+            h = cells.rnn_step(wx_t, s[0], w["weight_hh"], w.get("bias_hh"), self.nonlinearity)
+            return (h,), {"h": h}
+
+        return _scan(step, wx, state, mask, reverse, keep)
+
+    @classmethod
+    def from_torch(cls, module: nn.RNN) -> RNN:
+        """An lstmlab RNN with the configuration and a copy of the weights of ``module``."""
+        _check_torch_module(module, nn.RNN)
+        layer = cls(module.input_size, module.hidden_size, module.num_layers, module.nonlinearity,
+                    module.bias, module.batch_first, module.dropout, module.bidirectional,
+                    **_factory(module))
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def to_torch(self) -> nn.RNN:
+        """A torch.nn.RNN with this layer's configuration and a copy of its weights."""
+        module = nn.RNN(self.input_size, self.hidden_size, self.num_layers, self.nonlinearity,
+                        self.bias, self.batch_first, self.dropout, self.bidirectional,
+                        **_factory(self))
+        module.load_state_dict(self.state_dict())
+        return module
+
+
+class GRU(RecurrentLayer):
+    """Gated recurrent unit, torch.nn.GRU's equations and parameters (blocks r, z, n):
+
+        r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+        z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    Args: as torch.nn.GRU. Input (T, B, I) -> output (T, B, D*H), h_n (L*D, B, H).
+    """
+
+    @property
+    def gate_count(self) -> int:
+        return 3
+
+    mode = "GRU"
+
+    @property
+    def trace_names(self) -> tuple[str, ...]:
+        return ("r", "z", "n", "h")
+
+    def _run_direction(self, x, state, layer, reverse, mask, keep):
+        w = self.weights(layer, reverse)
+        wx = F.linear(x, w["weight_ih"], w.get("bias_ih"))
+
+        def step(wx_t: Tensor, s: State) -> tuple[State, dict[str, Tensor]]:
+            out = cells.gru_step(wx_t, s[0], w["weight_hh"], w.get("bias_hh"))
+            return (out.h,), out._asdict()
+
+        return _scan(step, wx, state, mask, reverse, keep)
+
+    @classmethod
+    def from_torch(cls, module: nn.GRU) -> GRU:
+        """An lstmlab GRU with the configuration and a copy of the weights of ``module``."""
+        _check_torch_module(module, nn.GRU)
+        layer = cls(module.input_size, module.hidden_size, module.num_layers, module.bias,
+                    module.batch_first, module.dropout, module.bidirectional, **_factory(module))
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def to_torch(self) -> nn.GRU:
+        """A torch.nn.GRU with this layer's configuration and a copy of its weights."""
+        module = nn.GRU(self.input_size, self.hidden_size, self.num_layers, self.bias,
+                        self.batch_first, self.dropout, self.bidirectional, **_factory(self))
+        module.load_state_dict(self.state_dict())
+        return module
+
+
+DEFAULT_FORGET_BIAS = 1.0
+
+
+class LSTM(RecurrentLayer):
+    """Long short-term memory, any variant of Greff et al. (2015); torch.nn.LSTM's face.
+
+        z_t = g(W_z x_t + R_z y_{t-1} + b_z)
+        i_t = sigmoid(W_i x_t + R_i y_{t-1} + p_i * c_{t-1} + b_i)
+        f_t = sigmoid(W_f x_t + R_f y_{t-1} + p_f * c_{t-1} + b_f)
+        c_t = z_t * i_t + c_{t-1} * f_t
+        o_t = sigmoid(W_o x_t + R_o y_{t-1} + p_o * c_t + b_o)
+        y_t = h(c_t) * o_t
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional: as
+            torch.nn.LSTM.
+        variant: "NP" (default: no peepholes, exactly torch.nn.LSTM), "V", "NIG", "NFG", "NOG",
+            "NIAF", "NOAF", "CIFG", "FGR", switches joined by '+' ("NFG+NP", the 1997 cell), or an
+            ``LSTMSpec``.
+        forget_bias: added to the forget-gate bias (b_ih's f block) at initialisation. Default
+            1.0 where the cell has a learned forget gate and biases (Gers et al. 2000, Jozefowicz
+            et al. 2015: a cell that starts out remembering learns long lags); 0 gives
+            torch.nn.LSTM's initialisation exactly.
+
+    Shapes: input (T, B, I) -> output (T, B, D*H); state (h_n, c_n), each (L*D, B, H).
+    FGR's gate history (the previous i, f, o) starts at zero on every call.
+    """
+
+    state_names = ("h", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 variant: str | LSTMSpec = "NP", forget_bias: float | None = None,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+        self.spec = cells.lstm_spec(variant)
+        forget_bias_applies = self.spec.learned_forget_gate and bias
+        if forget_bias is None:
+            forget_bias = DEFAULT_FORGET_BIAS if forget_bias_applies else 0.0
+        elif forget_bias != 0 and not forget_bias_applies:
+            why = "bias=False" if not bias else \
+                f"variant {self.spec.name} has no learned forget gate"
+            raise ValueError(f"forget_bias={forget_bias} cannot apply: {why}")
+        self.forget_bias = float(forget_bias)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device, dtype)
+
+    mode = "LSTM"
+
+    @property
+    def variant(self) -> str:
+        return self.spec.name
+
+    @property
+    def gate_count(self) -> int:
+        return len(self.spec.gates)
+
+    @property
+    def trace_names(self) -> tuple[str, ...]:
+        return ("i", "f", "z", "o", "c", "h")
+
+    def _parameter_shapes(self, layer_input):
+        shapes = super()._parameter_shapes(layer_input)
+        shapes += [(f"weight_c{gate}", (self.hidden_size,)) for gate in self.spec.peephole_gates]
+        if self.spec.gate_recurrence:
+            side = len(self.spec.sigmoid_gates) * self.hidden_size
+            shapes.append(("weight_gates", (side, side)))
+        return shapes
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.forget_bias:
+            f = self.spec.gates.index("f")
+            h = self.hidden_size
+            with torch.no_grad():
+                for name in self._flat_weights_names:
+                    if name.startswith("bias_ih"):
+                        getattr(self, name)[f * h:(f + 1) * h] += self.forget_bias
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", variant={self.variant!r}"
+
+    def lstm_weights(self, layer: int, reverse: bool = False) -> LSTMWeights:
+        """One layer-direction's parameters as the cells expect them."""
+        w = self.weights(layer, reverse)
+        return LSTMWeights(*(w.get(name) for name in LSTMWeights._fields))
+
+    def _run_direction(self, x, state, layer, reverse, mask, keep):
+        spec, w = self.spec, self.lstm_weights(layer, reverse)
+        wx = F.linear(x, w.weight_ih, w.bias_ih)
+        if spec.gate_recurrence:
+            side = len(spec.sigmoid_gates) * self.hidden_size
+            state = (*state, wx.new_zeros(x.shape[1], side))
+
+        def step(wx_t: Tensor, s: State) -> tuple[State, dict[str, Tensor]]:
+            out = cells.lstm_step(spec, wx_t, s[0], s[1], s[2] if len(s) > 2 else None, w)
+            new = (out.y, out.c) if out.gates is None else (out.y, out.c, out.gates)
+            return new, {"i": out.i, "f": out.f, "z": out.z, "o": out.o, "c": out.c, "h": out.y}
+
+        records, final = _scan(step, wx, state, mask, reverse, keep)
+        return records, final[:2]
+
+    @classmethod
+    def from_torch(cls, module: nn.LSTM) -> LSTM:
+        """An lstmlab LSTM (variant NP) with the configuration and a copy of the weights of
+        ``module``."""
+        _check_torch_module(module, nn.LSTM)
+        if module.proj_size:
+            raise ValueError(f"torch.nn.LSTM with proj_size={module.proj_size} has no lstmlab "
+                             "equivalent: projections are not supported")
+        layer = cls(module.input_size, module.hidden_size, module.num_layers, module.bias,
+                    module.batch_first, module.dropout, module.bidirectional, variant="NP",
+                    forget_bias=0.0, **_factory(module))
+        layer.load_state_dict(module.state_dict())
+        return layer
+
+    def to_torch(self) -> nn.LSTM:
+        """A torch.nn.LSTM with this layer's configuration and a copy of its weights (NP only)."""
+        if self.spec != cells.VARIANTS["NP"]:
+            differs = [name for name, (fld, value) in cells._SWITCHES.items()
+                       if name != "NP" and getattr(self.spec, fld) == value]
+            reasons = (["it has peepholes"] if self.spec.peepholes else []) + \
+                [f"it is {name}" for name in differs]
+            raise ValueError(f"torch.nn.LSTM computes only the NP variant; this layer is "
+                             f"{self.variant} ({', '.join(reasons)}), which torch.nn.LSTM cannot "
+                             "represent")
+        module = nn.LSTM(self.input_size, self.hidden_size, self.num_layers, self.bias,
+                         self.batch_first, self.dropout, self.bidirectional, **_factory(self))
+        module.load_state_dict(self.state_dict())
+        return module
+
+
+def _factory(module: nn.Module) -> dict:
+    weight = next(module.parameters())
+    return {"device": weight.device, "dtype": weight.dtype}
+
+
+def _check_torch_module(module: nn.Module, expected: type) -> None:
+    if type(module) is not expected:
+        raise TypeError(f"expected a torch.nn.{expected.__name__}, got {type(module).__name__}")
