@@ -1,0 +1,1 @@
+"""The reproductions: experiments built from tasks, models and the training loop."""
