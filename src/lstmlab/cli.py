@@ -8,6 +8,8 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
+from lstmlab.commands import lm, memory
+
 
 def demo(args: argparse.Namespace) -> None:
     from lstmlab.experiments.remember import remember_first_symbol
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=demo)
+    lm.add_commands(commands)
+    memory.add_commands(commands)
     return parser
 
 

@@ -1,0 +1,28 @@
+"""A recurrent layer with a linear read-out at every step: the head of the memory games
+(many-to-one tasks read the scored step; many-to-many tasks read every step)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from lstmlab.models.recurrent import make_recurrent
+
+
+class SequenceModel(nn.Module):
+    """inputs (T, B, I) -> outputs (T, B, O): ``head(recurrent(x))`` at every step.
+
+    Args:
+        model: a model name, e.g. "rnn", "gru", "lstm:CIFG" (see ``parse_model``).
+        input_size, output_size, hidden_size, num_layers, forget_bias: sizes and LSTM init.
+    """
+
+    def __init__(self, model: str, input_size: int, output_size: int, hidden_size: int = 32,
+                 num_layers: int = 1, forget_bias: float | None = None) -> None:
+        super().__init__()
+        self.name = model
+        self.recurrent = make_recurrent(model, input_size, hidden_size, num_layers,
+                                        forget_bias=forget_bias)
+        self.head = nn.Linear(hidden_size, output_size)
+
+    def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.head(self.recurrent(inputs, lengths=lengths)[0])
