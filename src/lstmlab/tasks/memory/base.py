@@ -14,6 +14,11 @@ own rule from TASKS.md (``evaluate``). Three kinds of loss, the task's ``loss_ki
 
 ``loss`` is the mean of that per-step loss over the scored steps of the batch.
 
+``evaluate`` returns, per sequence, ``correct`` under the task's own rule and an ``error`` that
+the task's stopping rule reads: for "ce" tasks the mean cross-entropy over the scored steps; for
+the others what the rule needs (the max absolute error for lag, the squared error for adding and
+multiplication, the summed squared error for temporal order, ...; each task's docstring says).
+
 Test sets are built from units of 256 sequences, each unit from its own generator seeded by
 (seed, unit number), so a test set evaluated whole or in chunks (``test_batches``) holds the same
 sequences whatever the chunk size.
@@ -265,7 +270,8 @@ class MemoryTask:
     def stopping_set(self, rule: StoppingRule | None = None) -> Batch:
         """The held-out sequences a test-based stopping rule is checked on: ``rule.test_size``
         sequences (the task's test size if None) drawn with VALIDATION_SEED, so they differ from
-        the sequences ``test_set()`` reports on."""
+        the sequences ``test_set()`` reports on. The same sequences come in chunks from
+        ``test_batches(VALIDATION_SEED, rule.test_size, batch_size)``."""
         size = rule.test_size if rule is not None and rule.test_size else None
         return self.test_set(seed=VALIDATION_SEED, size=size)
 
