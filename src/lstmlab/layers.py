@@ -6,7 +6,9 @@ laid out as torch.nn's (see DESIGN.md), so code written for ``torch.nn.LSTM`` ru
 state dict moves between the two. Shapes: T steps, B sequences, I inputs, H hidden units,
 L layers, D directions (2 when bidirectional).
 
-The step loop here is the reference; ``lstmlab.kernels`` holds the fast paths, tested against it.
+The step loop here is the reference; ``lstmlab.kernels`` holds the fast paths, tested against it:
+``_run`` sends NP LSTM, GRU and RNN to PyTorch's native kernels and the other LSTM variants to the
+fused kernel, unless told otherwise (``layer.kernel``, ``lstmlab.kernels.use``) or tracing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from lstmlab import cells
+from lstmlab import cells, kernels
 from lstmlab.cells import LSTMSpec, LSTMWeights
+from lstmlab.kernels import fused as fused_kernel
+from lstmlab.kernels import native as native_kernel
 
 State = tuple[Tensor, ...]
 
@@ -120,6 +124,7 @@ class RecurrentLayer(nn.Module):
         self.bidirectional = bool(bidirectional)
         self.proj_size = 0  # torch.nn.LSTM's attribute; projections are not supported
         self._recorder: tuple[str, Recording] | None = None
+        self.kernel = "auto"
 
         self._flat_weights_names: list[str] = []
         factory = {"device": device, "dtype": dtype}
@@ -157,6 +162,16 @@ class RecurrentLayer(nn.Module):
     @property
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
+
+    @property
+    def kernel(self) -> str:
+        """The path this layer runs on: "auto" (default), "loop", "native" or "fused"; see
+        ``lstmlab.kernels``. A ``lstmlab.kernels.use`` block overrides it."""
+        return self._kernel
+
+    @kernel.setter
+    def kernel(self, path: str) -> None:
+        self._kernel = kernels.check_path(path)
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]."""
@@ -221,10 +236,17 @@ class RecurrentLayer(nn.Module):
             ``return_trace``, (output, state, trace).
         """
         packed = isinstance(input, PackedSequence)
+        recording = return_trace or self._recorder is not None
         if packed:
             if lengths is not None:
                 raise ValueError("give lengths or a PackedSequence, not both: a PackedSequence "
                                  "already carries its lengths")
+            if kernels.choose(self, recording)[0] == "native":  # torch's packed overload as is
+                self._check_input(input.data.unsqueeze(0))
+                batch = int(input.batch_sizes[0])
+                output, final = native_kernel.run_packed(
+                    self, input, self._initial_state(state, batch, input.data, False))
+                return output, (final if len(self.state_names) > 1 else final[0])
             x, lengths = pad_packed_sequence(input)
             unbatched = False
         else:
@@ -245,7 +267,6 @@ class RecurrentLayer(nn.Module):
         mask = self._length_mask(lengths, steps, batch, x.device)
         state = self._initial_state(state, batch, x, unbatched)
 
-        recording = return_trace or self._recorder is not None
         output, final, trace = self._run(x, state, mask, recording)
 
         if self.batch_first and not packed:
@@ -272,6 +293,10 @@ class RecurrentLayer(nn.Module):
     def _run(self, x: Tensor, state: State, mask: Tensor | None,
              recording: bool) -> tuple[Tensor, State, Trace | None]:
         """All layers and directions over x (T, B, I); state tensors are (L*D, B, H)."""
+        path, compiled = kernels.choose(self, recording)
+        if path == "native":
+            output, final_state = native_kernel.run(self, x, state, mask)
+            return output, final_state, None
         keep = self.trace_names if recording else ("h",)
         trace = Trace(reverse=[] if self.bidirectional and recording else None)
         finals: list[State] = []
@@ -280,8 +305,13 @@ class RecurrentLayer(nn.Module):
             outputs = []
             for direction in range(self.num_directions):
                 index = layer * self.num_directions + direction
-                records, final = self._run_direction(
-                    layer_input, tuple(s[index] for s in state), layer, bool(direction), mask, keep)
+                initial = tuple(s[index] for s in state)
+                if path == "fused":
+                    records, final = self._run_direction_fused(
+                        layer_input, initial, layer, bool(direction), mask, compiled)
+                else:
+                    records, final = self._run_direction(
+                        layer_input, initial, layer, bool(direction), mask, keep)
                 outputs.append(records["h"])
                 finals.append(final)
                 if recording:
@@ -611,6 +641,15 @@ class LSTM(RecurrentLayer):
 
         records, final = _scan(step, wx, state, mask, reverse, keep)
         return records, final[:2]
+
+    def _run_direction_fused(self, x: Tensor, state: State, layer: int, reverse: bool,
+                             mask: Tensor | None,
+                             compiled: bool | None) -> tuple[dict[str, Tensor], State]:
+        """``_run_direction`` on the fused kernel (no trace): output (T, B, H), (h_n, c_n)."""
+        output, h, c = fused_kernel.fused_lstm(self.spec, x, state[0], state[1],
+                                               self.lstm_weights(layer, reverse), mask, reverse,
+                                               compiled)
+        return {"h": output}, (h, c)
 
     @classmethod
     def from_torch(cls, module: nn.LSTM) -> LSTM:

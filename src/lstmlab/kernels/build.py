@@ -1,0 +1,98 @@
+"""Build the C++ inner loop (``lstm_fused.cpp``) on first use, or say why it cannot be had.
+
+The extension is compiled once per machine with torch.utils.cpp_extension into
+``$LSTMLAB_CACHE`` (default ``~/.cache/lstmlab/torch-<version>``) and loaded as the ops
+``torch.ops.lstmlab.fused_lstm_forward`` / ``fused_lstm_backward``. Without a compiler, or if the
+build fails, a one-line warning is logged and the PyTorch loops of ``fused.py`` run instead.
+``LSTMLAB_COMPILED=0`` switches the compiled loop off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+log = logging.getLogger("lstmlab")
+
+SOURCE = Path(__file__).with_name("lstm_fused.cpp")
+# -ffast-math lets GCC vectorise exp (glibc's libmvec); the kernel is written for it (see source)
+CFLAGS = ["-O3", "-march=native", "-ffast-math"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}  # "ok": bool, "why": str once tried
+
+
+def cache_dir() -> Path:
+    """Where the compiled extension lives."""
+    root = os.environ.get("LSTMLAB_CACHE") or Path.home() / ".cache" / "lstmlab"
+    python = f"{sys.version_info[0]}{sys.version_info[1]}"
+    tag = f"torch-{torch.__version__.replace('+', '-')}-py{python}"
+    return Path(root) / tag
+
+
+def disabled() -> bool:
+    """True when LSTMLAB_COMPILED=0 (or false/no/off) switches the compiled loop off."""
+    return os.environ.get("LSTMLAB_COMPILED", "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _build() -> None:
+    if disabled():
+        _state.update(ok=False, why="switched off by LSTMLAB_COMPILED=0")
+        return
+    try:
+        from torch.utils import cpp_extension
+
+        # ninja from pip sits next to the interpreter, which need not be on PATH
+        bindir = os.path.dirname(sys.executable)
+        if shutil.which("ninja") is None and os.path.exists(os.path.join(bindir, "ninja")):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+        build_dir = cache_dir()
+        build_dir.mkdir(parents=True, exist_ok=True)
+        cpp_extension.load(name="lstmlab_fused", sources=[str(SOURCE)], extra_cflags=CFLAGS,
+                           build_directory=str(build_dir), is_python_module=False,
+                           verbose=False)
+        torch.ops.lstmlab.fused_lstm_forward  # noqa: B018 - fails here if the ops are missing
+        _state.update(ok=True, why="")
+    except Exception as error:  # any failure means: use the fallback
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        _state.update(ok=False, why=f"build failed: {first}")
+        log.warning("lstmlab: compiled LSTM kernel unavailable (%s); using the PyTorch loop",
+                    _state["why"])
+
+
+def compiled_ok() -> bool:
+    """Build (once) and report whether the compiled ops are there."""
+    if "ok" not in _state:
+        with _lock:
+            if "ok" not in _state:
+                _build()
+    return bool(_state["ok"])
+
+
+def available(x: Tensor) -> bool:
+    """Whether the compiled loop can run on tensors like ``x`` (CPU, float32/float64)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) \
+        and compiled_ok()
+
+
+def why_unavailable(x: Tensor) -> str:
+    if x.device.type != "cpu":
+        return f"it runs on the CPU only, got {x.device}"
+    if x.dtype not in (torch.float32, torch.float64):
+        return f"it computes float32 and float64, got {x.dtype}"
+    compiled_ok()
+    return str(_state.get("why") or "available")
+
+
+def ops():
+    """The namespace torch.ops.lstmlab (after a successful build)."""
+    if not compiled_ok():
+        raise RuntimeError(f"lstmlab: compiled LSTM kernel unavailable ({_state['why']})")
+    return torch.ops.lstmlab

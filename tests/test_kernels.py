@@ -1,0 +1,314 @@
+"""The fast paths against the reference loop: fused (compiled and PyTorch) for every LSTM variant,
+native dispatch for NP LSTM, GRU and RNN, and the switch that picks a path."""
+
+import logging
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import lstmlab
+from lstmlab import GRU, LSTM, RNN, VARIANTS, kernels
+from lstmlab.kernels import build, fused
+
+I, H, T, B = 3, 5, 7, 4
+SPECS = list(VARIANTS) + ["NFG+NP", "CIFG+NOAF+FGR", "NIG+NOG+NIAF"]
+COMPILED = [pytest.param(False, id="pytorch"), pytest.param(True, id="compiled")]
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def needs_compiler(compiled: bool) -> None:
+    if compiled and not build.compiled_ok():
+        pytest.skip(f"compiled kernel unavailable: {build.why_unavailable(torch.zeros(1))}")
+
+
+def _run(layer, x, state, lengths, path, compiled=None, seed=3):
+    """Outputs, final states and every gradient (input, state, parameters) on one path."""
+    layer.zero_grad()
+    x = x.detach().clone().requires_grad_()
+    state = None if state is None else tuple(s.detach().clone().requires_grad_() for s in state)
+    with kernels.use(path, compiled=compiled):
+        out, final = layer(x, state if state is None or len(state) > 1 else state[0],
+                           lengths=lengths)
+    finals = final if isinstance(final, tuple) else (final,)
+    g = torch.Generator(device=x.device).manual_seed(seed)
+    loss = (out * torch.randn(out.shape, generator=g, device=x.device, dtype=x.dtype)).sum()
+    loss = loss + sum((s * (1.5 + k)).sum() for k, s in enumerate(finals))
+    loss.backward()
+    results = {"out": out, **{f"state{k}": s for k, s in enumerate(finals)}, "dx": x.grad}
+    if state is not None:
+        results |= {f"dstate{k}": s.grad for k, s in enumerate(state)}
+    results |= {f"d{n}": p.grad.clone() for n, p in layer.named_parameters()}
+    return results
+
+
+def assert_close(got, ref, tol):
+    assert got.keys() == ref.keys()
+    for name in ref:
+        scale = max(1.0, ref[name].abs().max().item())  # linear variants (NIAF+NOAF) grow
+        diff = (got[name] - ref[name]).abs().max().item()
+        assert diff <= tol * scale, f"{name}: {diff:.2e}"
+
+
+CONFIGS = {  # num_layers, bidirectional, batch_first, lengths, initial state
+    "L2-bi-lengths-h0": (2, True, False, [7, 3, 5, 1], True),
+    "L1-uni-bf": (1, False, True, None, False),
+    "L3-uni-lengths-h0": (3, False, False, [2, 7, 7, 4], True),
+}
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("variant", SPECS)
+def test_fused_equals_loop(variant, config, compiled):
+    """Outputs, final states and all gradients within 1e-5 (float32)."""
+    needs_compiler(compiled)
+    layers, bi, batch_first, lengths, with_state = CONFIGS[config]
+    torch.manual_seed(0)
+    layer = LSTM(I, H, num_layers=layers, bidirectional=bi, batch_first=batch_first,
+                 variant=variant)
+    x = torch.randn((B, T, I) if batch_first else (T, B, I))
+    if lengths is not None:  # padding content must not matter on either path
+        for b, n in enumerate(lengths):
+            x[n:, b] = 100.0
+    shape = (layers * (2 if bi else 1), B, H)
+    state = (torch.randn(shape), torch.randn(shape)) if with_state else None
+    ref = _run(layer, x, state, lengths, "loop")
+    got = _run(layer, x, state, lengths, "fused", compiled)
+    assert_close(got, ref, 1e-5)
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("variant", SPECS)
+def test_fused_float64_exact(variant, compiled):
+    needs_compiler(compiled)
+    torch.manual_seed(1)
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, variant=variant).double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    state = tuple(torch.randn(4, B, H, dtype=torch.float64) for _ in range(2))
+    ref = _run(layer, x, state, [7, 3, 5, 1], "loop")
+    got = _run(layer, x, state, [7, 3, 5, 1], "fused", compiled)
+    assert_close(got, ref, 1e-12)
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("variant", SPECS)
+def test_fused_gradcheck(variant, compiled):
+    """The hand-derived backward against finite differences (float64), lengths and state."""
+    needs_compiler(compiled)
+    torch.manual_seed(5)
+    layer = LSTM(2, 2, num_layers=2, bidirectional=True, variant=variant).double()
+    names = [n for n, _ in layer.named_parameters()]
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+
+    def f(x, h0, c0, *ps):
+        with kernels.use("fused", compiled=compiled):
+            out, (h, c) = torch.func.functional_call(
+                layer, dict(zip(names, ps, strict=True)), (x, (h0, c0)), {"lengths": [3, 2]})
+        return out, h, c
+
+    ps = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(f, (x, h0, c0, *ps), eps=1e-6, atol=1e-6, fast_mode=True)
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+def test_fused_bias_false_unbatched_and_dropout(compiled):
+    needs_compiler(compiled)
+    torch.manual_seed(2)
+    layer = LSTM(I, H, num_layers=2, bias=False, variant="V")
+    x = torch.randn(T, I)
+    assert_close(_run(layer, x, None, None, "fused", compiled),
+                 _run(layer, x, None, None, "loop"), 1e-5)
+    # dropout between layers is the layer's own code on every path: same seed, same masks
+    layer = LSTM(I, H, num_layers=3, dropout=0.5, variant="CIFG").train()
+    x = torch.randn(T, B, I)
+    torch.manual_seed(9)
+    ref = _run(layer, x, None, None, "loop")
+    torch.manual_seed(9)
+    got = _run(layer, x, None, None, "fused", compiled)
+    assert_close(got, ref, 1e-5)
+
+
+def test_fused_kernel_direct_call():
+    """The function API: one layer-direction, state in and out."""
+    torch.manual_seed(3)
+    layer = LSTM(I, H, variant="FGR")
+    x, h0, c0 = torch.randn(T, B, I), torch.randn(B, H), torch.randn(B, H)
+    out, h, c = fused.fused_lstm(layer.spec, x, h0, c0, layer.lstm_weights(0))
+    with kernels.use("loop"):
+        ref, (h_ref, c_ref) = layer(x, (h0[None], c0[None]))
+    assert out.shape == (T, B, H) and h.shape == (B, H)
+    assert (out - ref).abs().max() <= 1e-5 and (c - c_ref[0]).abs().max() <= 1e-5
+
+
+def test_fallback_when_the_build_fails(monkeypatch, caplog):
+    """No compiler (or a failed build): one warning, then the PyTorch loop; never a crash."""
+    monkeypatch.setattr(build, "_state", {})
+    monkeypatch.setattr(build, "SOURCE", build.SOURCE.with_name("missing.cpp"))
+    monkeypatch.setenv("LSTMLAB_CACHE", "/nonexistent-lstmlab-cache-for-test")
+    torch.manual_seed(4)
+    layer = LSTM(I, H, variant="V")
+    x = torch.randn(T, B, I)
+    with caplog.at_level(logging.WARNING, logger="lstmlab"):
+        out, _ = layer(x)
+    assert not build.compiled_ok()
+    assert sum("compiled LSTM kernel unavailable" in r.message for r in caplog.records) == 1
+    assert (out - _run(layer, x, None, None, "loop")["out"]).abs().max() <= 1e-5
+    with pytest.raises(RuntimeError, match="not available"), kernels.use("fused", compiled=True):
+        layer(x)
+
+
+def test_compiled_switched_off_by_environment(monkeypatch):
+    monkeypatch.setattr(build, "_state", {})
+    monkeypatch.setenv("LSTMLAB_COMPILED", "0")
+    assert not build.available(torch.zeros(1))
+    assert "LSTMLAB_COMPILED" in build.why_unavailable(torch.zeros(1))
+
+
+# --- native dispatch ------------------------------------------------------------------------
+
+
+def _native_layers():
+    kw = dict(num_layers=2, bidirectional=True)
+    yield "lstm-NP", lambda: LSTM(I, H, **kw)
+    yield "lstm-NP-nobias", lambda: LSTM(I, H, bias=False, **kw)
+    yield "gru", lambda: GRU(I, H, **kw)
+    yield "rnn-tanh", lambda: RNN(I, H, **kw)
+    yield "rnn-relu", lambda: RNN(I, H, nonlinearity="relu", **kw)
+
+
+@pytest.mark.parametrize("lengths", [None, [7, 3, 5, 1]], ids=["full", "lengths"])
+@pytest.mark.parametrize(("name", "make"), list(_native_layers()))
+def test_native_equals_loop(name, make, lengths):
+    torch.manual_seed(6)
+    layer = make()
+    x = torch.randn(T, B, I)
+    n = 2 if isinstance(layer, LSTM) else 1
+    state = tuple(torch.randn(4, B, H) for _ in range(n))
+    ref = _run(layer, x, state, lengths, "loop")
+    got = _run(layer, x, state, lengths, "native")
+    assert_close(got, ref, 1e-5)
+
+
+@pytest.mark.parametrize(("name", "make"), list(_native_layers()))
+def test_native_packed_sequence_equals_loop(name, make):
+    torch.manual_seed(7)
+    layer = make()
+    layer.batch_first = True
+    x = torch.randn(B, T, I)
+    lengths = torch.tensor([3, 7, 2, 5])
+    results = {}
+    for path in ("loop", "native"):
+        layer.zero_grad()
+        xx = x.clone().requires_grad_()
+        with kernels.use(path):
+            out, final = layer(pack_padded_sequence(xx, lengths, batch_first=True,
+                                                    enforce_sorted=False))
+        finals = final if isinstance(final, tuple) else (final,)
+        (out.data.sin().sum() + sum(s.sum() for s in finals)).backward()
+        results[path] = {"out": out.data, "dx": xx.grad,
+                         **{f"s{k}": s for k, s in enumerate(finals)},
+                         **{n: p.grad.clone() for n, p in layer.named_parameters()}}
+        assert torch.equal(out.batch_sizes, torch.tensor([4, 4, 3, 2, 2, 1, 1]))
+    assert_close(results["native"], results["loop"], 1e-5)
+
+
+# --- which path runs ------------------------------------------------------------------------
+
+
+def _grad_fn_names(out):
+    seen, stack = set(), [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        stack.extend(f for f, _ in fn.next_functions)
+    return {type(fn).__name__ for fn in seen}
+
+
+def test_auto_picks_native_fused_or_loop():
+    torch.manual_seed(8)
+    x = torch.randn(T, B, I)
+    np_layer, v_layer, gru = LSTM(I, H), LSTM(I, H, variant="V"), GRU(I, H)
+    assert kernels.choose(np_layer, recording=False)[0] == "native"
+    assert kernels.choose(gru, recording=False)[0] == "native"
+    assert kernels.choose(v_layer, recording=False)[0] == "fused"
+    assert kernels.choose(v_layer, recording=True)[0] == "loop"
+    assert "FusedLSTMFunctionBackward" in _grad_fn_names(v_layer(x)[0])
+    assert "FusedLSTMFunctionBackward" not in _grad_fn_names(np_layer(x)[0])
+    with kernels.use("loop"):
+        assert "FusedLSTMFunctionBackward" not in _grad_fn_names(v_layer(x)[0])
+    with kernels.use("fused"):
+        assert kernels.choose(np_layer, recording=False)[0] == "fused"
+        assert kernels.choose(gru, recording=False)[0] == "native"  # no fused GRU kernel
+
+
+def test_layer_kernel_attribute_and_bad_paths():
+    layer = LSTM(I, H, variant="CIFG")
+    layer.kernel = "loop"
+    assert kernels.choose(layer, recording=False)[0] == "loop"
+    with kernels.use("fused"):  # a use() block wins over the layer
+        assert kernels.choose(layer, recording=False)[0] == "fused"
+    with pytest.raises(ValueError, match="kernel path"):
+        layer.kernel = "fast"
+    with pytest.raises(ValueError, match="kernel path"), kernels.use("cudnn"):
+        pass
+    layer.kernel = "native"
+    with pytest.raises(ValueError, match="only the NP LSTM"):
+        layer(torch.randn(T, B, I))
+
+
+def test_tracing_still_runs_on_the_loop():
+    torch.manual_seed(10)
+    layer = LSTM(I, H, num_layers=2, variant="V")
+    x = torch.randn(T, B, I)
+    out, _, trace = layer(x, return_trace=True)
+    assert torch.allclose(out, layer(x)[0], atol=1e-5)
+    assert set(trace[0]) == {"i", "f", "z", "o", "c", "h"}
+    with lstmlab.tracing(layer) as rec:
+        layer(x)
+    assert len(rec) == 1
+
+
+# --- CUDA (skipped without a GPU) -----------------------------------------------------------
+
+
+@GPU
+@pytest.mark.parametrize("variant", SPECS)
+def test_fused_equals_loop_cuda(variant):
+    torch.manual_seed(11)
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, variant=variant).cuda()
+    x = torch.randn(T, B, I, device="cuda")
+    state = tuple(torch.randn(4, B, H, device="cuda") for _ in range(2))
+    ref = _run(layer, x, state, [7, 3, 5, 1], "loop")
+    assert_close(_run(layer, x, state, [7, 3, 5, 1], "fused"), ref, 1e-5)
+
+
+@GPU
+@pytest.mark.parametrize("variant", ["V", "CIFG+NOAF+FGR"])
+def test_fused_gradcheck_cuda(variant):
+    torch.manual_seed(12)
+    layer = LSTM(2, 2, bidirectional=True, variant=variant).double().cuda()
+    names = [n for n, _ in layer.named_parameters()]
+    x = torch.randn(3, 2, 2, dtype=torch.float64, device="cuda", requires_grad=True)
+
+    def f(x, *ps):
+        with kernels.use("fused"):
+            return torch.func.functional_call(layer, dict(zip(names, ps, strict=True)), (x,),
+                                              {"lengths": [3, 2]})[0]
+
+    ps = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    assert torch.autograd.gradcheck(f, (x, *ps), eps=1e-6, atol=1e-6)
+
+
+@GPU
+@pytest.mark.parametrize(("name", "make"), list(_native_layers()))
+def test_native_equals_loop_cuda(name, make):
+    torch.manual_seed(13)
+    layer = make().cuda()
+    x = torch.randn(T, B, I, device="cuda")
+    ref = _run(layer, x, None, [7, 3, 5, 1], "loop")
+    assert_close(_run(layer, x, None, [7, 3, 5, 1], "native"), ref, 1e-5)
