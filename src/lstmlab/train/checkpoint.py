@@ -46,7 +46,15 @@ def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, Tensor]
     """Write ``tensors`` and JSON-able ``meta`` as checkpoint ``name``; returns the JSON path."""
     directory = Path(directory)
     weights = directory / f"{name}.safetensors"
-    contiguous = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    contiguous, storages = {}, set()
+    for k, v in tensors.items():
+        v = v.detach().contiguous().cpu()
+        if v.numel():  # tied weights share storage, which safetensors refuses: store a copy
+            ptr = v.untyped_storage().data_ptr()
+            if ptr in storages:
+                v = v.clone()
+            storages.add(ptr)
+        contiguous[k] = v
     _atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
     document = {"format": FORMAT, "version": VERSION, "tensors": weights.name,
                 "tensors_bytes": weights.stat().st_size, **meta}

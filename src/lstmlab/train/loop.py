@@ -33,7 +33,7 @@ from lstmlab.train.checkpoint import (
 )
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "online")
-SCHEDULES = ("constant", "cosine", "exponential")
+SCHEDULES = ("constant", "cosine", "exponential", "step")
 
 
 @dataclass
@@ -44,8 +44,11 @@ class TrainConfig:
         optimizer: "adam" (default), "adamw", "sgd" (with ``momentum``), or "online": plain SGD
             with no momentum, meant for batch size 1 as in the 1997 LSTM paper.
         lr: learning rate. clip: maximum global gradient norm (None: no clipping).
-        schedule: "constant", "cosine" (to 0 over ``max_steps``), or "exponential" (lr times
-            ``gamma`` every step); ``warmup_steps`` ramps the lr linearly from 0 first.
+        schedule: "constant", "cosine" (to 0 over ``max_steps``), "exponential" (lr times
+            ``gamma`` every step), or "step" (lr times ``gamma`` every ``decay_every`` steps
+            once ``decay_start`` steps are done: with both set to epochs' worth of steps this is
+            Zaremba et al.'s "halve the lr every epoch after epoch 4"); ``warmup_steps`` ramps
+            the lr linearly from 0 first.
         max_sequences / max_steps / max_seconds: budgets (None: unlimited).
         log_every: steps between history points (learning curves) and progress updates.
     """
@@ -58,6 +61,8 @@ class TrainConfig:
     schedule: str = "constant"
     gamma: float = 1.0
     warmup_steps: int = 0
+    decay_start: int = 0
+    decay_every: int | None = None
     max_sequences: int | None = None
     max_steps: int | None = None
     max_seconds: float | None = None
@@ -81,6 +86,11 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive or None, got {value}")
         if self.schedule == "cosine" and self.max_steps is None:
             raise ValueError("the cosine schedule needs max_steps (it decays to 0 over them)")
+        if self.schedule == "step" and (self.decay_every is None or self.decay_every < 1):
+            raise ValueError(f"the step schedule needs decay_every >= 1 (steps between decays), "
+                             f"got {self.decay_every}")
+        if self.decay_start < 0:
+            raise ValueError(f"decay_start must be >= 0, got {self.decay_start}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be at least 1, got {self.log_every}")
 
@@ -146,6 +156,9 @@ def make_schedule(optimizer: torch.optim.Optimizer,
             return 0.5 * (1 + math.cos(math.pi * progress))
         if config.schedule == "exponential":
             return config.gamma ** (step - warmup)
+        if config.schedule == "step":
+            done = step - warmup - config.decay_start
+            return config.gamma ** (done // config.decay_every + 1) if done >= 0 else 1.0
         return 1.0
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,1 @@
+"""Pictures of what recurrent networks do: cell and gate traces, plots, HTML reports."""
