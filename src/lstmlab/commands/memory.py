@@ -1,7 +1,231 @@
-"""`lstmlab memory` and `lstmlab gradients`: the memory suite's commands."""
+"""`lstmlab memory` and `lstmlab gradients`: the memory suite's commands, thin over
+``lstmlab.experiments.memory`` / ``guessing`` / ``gradients`` and ``lstmlab.viz.plots``."""
+
+from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+QUICK_TASKS = ["intern", "adding", "temporal_order:6a"]
+QUICK_MODELS = "rnn,lstm,guess"
+QUICK_BUDGET = 100_000
+QUICK_MINUTES = 1.0
+DEFAULT_TASKS = ["intern", "adding", "temporal_order:6a", "latch", "two_sequence:3a"]
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _lags(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"lags are integers separated by commas, got {text!r}") from None
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    """Not yet built: the memory-suite commands land here."""
+    """Add `memory` and `gradients` to lstmlab's command line."""
+    p = commands.add_parser(
+        "memory", help="the memory suite: long-time-lag tasks x learners x seeds",
+        description="Train each learner on each memory task for K seeds and report % solved, "
+                    "sequences to success, wall time and test errors beside the 1997 paper's "
+                    "figure. Ctrl-C stops cleanly and still writes what was measured.")
+    p.add_argument("tasks", nargs="*", metavar="TASK",
+                   help="task names, with a variant after a colon (temporal_order:6b, lag:2c) or "
+                        "a variant alone (2a, 3a, 6b); default: "
+                        + " ".join(DEFAULT_TASKS) + f" (--quick: {' '.join(QUICK_TASKS)})")
+    p.add_argument("--models", default=None,
+                   help="comma-separated learners: rnn, rnn:relu, lstm, lstm:VARIANT (CIFG, "
+                        "NFG+NP, ...), gru, guess (default rnn,lstm,gru,guess; --quick: "
+                        f"{QUICK_MODELS})")
+    p.add_argument("--lag", type=_lags, default=None,
+                   help="the lag/length parameter, or several separated by commas (default: each "
+                        "task's own; --quick: 100)")
+    p.add_argument("--trials", type=int, default=None, help="seeds per task x model (default 3; "
+                                                             "--quick: 1)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="training sequences per trial (default 200,000; --quick: "
+                        f"{QUICK_BUDGET:,}); guessing counts trials x its fixed set")
+    p.add_argument("--minutes", type=float, default=None,
+                   help=f"wall-time limit per trial in minutes (default 30; --quick: "
+                        f"{QUICK_MINUTES:g})")
+    p.add_argument("--quick", action="store_true",
+                   help="the demo: intern, adding and temporal_order 6a at lag 100, rnn vs lstm "
+                        "vs guessing, one seed each, about 5 minutes on 2 cores")
+    p.add_argument("--out", default=None, help="output folder (default runs/memory, --quick: "
+                                               "runs/memory-quick)")
+    _learner_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="first seed (trials use seed, seed+1, ...)")
+    p.add_argument("--test-size", type=_positive_int, default=None,
+                   help="fresh test sequences per trial (default 2,560)")
+    p.set_defaults(run=memory)
+
+    g = commands.add_parser(
+        "gradients", help="gradient flow: ||dLoss/dh_t|| against distance, RNN vs LSTM vs GRU",
+        description="Measure the norm of dLoss/dh_t (and dLoss/dc_t for LSTMs) against the "
+                    "distance from the scored step, at initialisation and after training, and "
+                    "plot the learners on one log-scale chart.")
+    g.add_argument("task", metavar="TASK", help="a memory task, e.g. adding, intern, 6a")
+    g.add_argument("--lag", type=int, default=None, help="the task's lag/length parameter")
+    g.add_argument("--models", default="rnn,lstm,gru", help="comma-separated model names")
+    g.add_argument("--train", type=int, default=20_000, dest="train_sequences",
+                   help="training sequences before the 'trained' measurement (0: init only; "
+                        "default 20,000)")
+    g.add_argument("--batch-size", type=_positive_int, default=256, dest="measure_batch",
+                   help="sequences the gradient norms are averaged over (default 256)")
+    _learner_arguments(g)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out", default="runs/gradients", help="output folder (default "
+                                                          "runs/gradients)")
+    g.set_defaults(run=gradients)
+
+
+def _learner_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hidden", type=_positive_int, default=32, help="hidden units (default 32)")
+    p.add_argument("--batch", type=_positive_int, default=32,
+                   help="sequences per training step (default 32)")
+    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
+    p.add_argument("--init", choices=("chrono", "default"), default="chrono",
+                   help="gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018, "
+                        "default) or the layer default (forget bias 1)")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="torch threads (default 1: small models are fastest on one)")
+
+
+def _learner_config(args: argparse.Namespace, **extra: Any):
+    from lstmlab.experiments.memory import LearnerConfig
+
+    return LearnerConfig(hidden=args.hidden, batch=args.batch, lr=args.lr, init=args.init,
+                         **extra)
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Plan, run, print and write the suite (results.json, results.md, plots)."""
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from lstmlab.experiments import memory as suite
+    from lstmlab.experiments.memory_report import render_table, write_report
+
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget must be a positive number of sequences, got {args.budget}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be positive, got {args.minutes}")
+    if args.trials is not None and args.trials < 1:
+        raise ValueError(f"--trials must be at least 1, got {args.trials}")
+    quick = args.quick
+    tasks = args.tasks or (QUICK_TASKS if quick else DEFAULT_TASKS)
+    models = (args.models or (QUICK_MODELS if quick else "rnn,lstm,gru,guess")).split(",")
+    lags = args.lag or ([100] if quick else [None])
+    trials = args.trials or (1 if quick else 3)
+    budget = suite.Budget(
+        sequences=args.budget or (QUICK_BUDGET if quick else 200_000),
+        seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
+    config = _learner_config(args)
+    runs = suite.plan(tasks, [m for m in models if m.strip()], lags)
+    out = Path(args.out or ("runs/memory-quick" if quick else "runs/memory"))
+    torch.set_num_threads(args.threads)
+
+    console = Console()
+    console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {trials} "
+                  f"seed(s); budget per trial {budget.sequences:,} sequences or "
+                  f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
+                  f"{config.lr:g}, init {config.init}; {torch.get_num_threads()} thread(s)")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                        TextColumn("{task.fields[status]}"), console=console, transient=True)
+    state = {"bar": None, "label": ""}
+
+    def on_start(run: suite.SuiteRun, k: int) -> None:
+        lag = f" lag {run.lag}" if run.lag is not None else ""
+        variant = f" {run.options['variant']}" if run.options.get("variant") else ""
+        state["label"] = f"{run.name}{variant}{lag} / {run.model} / seed {args.seed + k}"
+        progress.update(state["bar"], description=state["label"], status="")
+
+    def listener(point: dict[str, Any]) -> None:
+        parts = [f"{int(point['sequences']):,} seq"]
+        if "trials" in point:
+            parts.append(f"{int(point['trials']):,} guesses, best {point['accuracy']:.0%}")
+        else:
+            parts += [f"loss {point['loss']:.4f}", f"acc {point.get('accuracy', 0):.2f}"]
+        parts.append(f"{point['seconds']:.0f}s")
+        progress.update(state["bar"], status="  ".join(parts))
+
+    def on_trial(result: suite.TrialResult) -> None:
+        progress.advance(state["bar"])
+        verdict = "[green]solved[/]" if result.solved else f"[red]{result.stopped_by}[/]"
+        at = f" at {result.sequences_to_success:,} sequences" if result.solved else ""
+        guesses = f" ({result.trials:,} guesses)" if result.trials is not None else ""
+        tests = (f", {result.test_errors:,}/{result.test_size:,} test errors"
+                 if result.test_errors is not None else "")
+        progress.console.print(f"  {result.task} / {result.model} / seed {result.seed}: "
+                               f"{verdict}{at}{guesses}{tests} ({result.seconds:.1f}s)")
+
+    started = time.time()
+    with progress:
+        state["bar"] = progress.add_task("starting", total=len(runs) * trials, status="")
+        result = suite.run_suite(runs, trials, config, budget, args.seed, args.test_size,
+                                 on_start, on_trial, listener)
+    result.settings["command"] = "lstmlab memory " + " ".join(sys.argv[2:]) \
+        if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None
+    result.settings["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    console.print(render_table(result.summaries, title="Memory suite"))
+    if result.interrupted:
+        console.print("[yellow]interrupted: the results above are what was measured so far[/]")
+    paths = write_report(result, out)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def gradients(args: argparse.Namespace) -> None:
+    """Measure and plot gradient flow for each model on one task."""
+    import torch
+    from rich.console import Console
+
+    from lstmlab.experiments.gradients import gradient_flow_experiment
+    from lstmlab.experiments.memory import check_model, parse_task
+    from lstmlab.viz.plots import gradient_flow_plot
+
+    name, options = parse_task(args.task)
+    models = [check_model(m) for m in args.models.split(",") if m.strip()]
+    if not models or "guess" in models:
+        raise ValueError("--models takes gradient learners (rnn, lstm, lstm:VARIANT, gru)")
+    if args.train_sequences < 0:
+        raise ValueError(f"--train must be >= 0 sequences, got {args.train_sequences}")
+    torch.set_num_threads(args.threads)
+    console = Console()
+    with console.status(f"measuring gradient flow on {args.task} ..."):
+        report = gradient_flow_experiment(name, options, args.lag, models,
+                                          _learner_config(args), args.train_sequences,
+                                          args.measure_batch, args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"gradients-{args.task.replace(':', '-')}-{report['lag']}"
+    png = gradient_flow_plot(report["flows"], out / f"{stem}.png", title=report["task"])
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    from rich.table import Table
+
+    table = Table(title=f"gradient flow, {report['task']}: mean ||dLoss/dh_t||")
+    distances = report["checkpoints"]
+    table.add_column("model / stage")
+    for d in distances:
+        table.add_column(f"d={d}", justify="right")
+    for f in report["flows"]:
+        by_distance = dict(zip(f["distance"], f["h"], strict=True))
+        table.add_row(f"{f['model']} ({f['stage']})",
+                      *[f"{by_distance[d]:.1e}" if d in by_distance else "-" for d in distances])
+    console.print(table)
+    for f in report["flows"]:
+        if f["stage"] == "trained":
+            console.print(f"{f['model']}: after {f['trained_sequences']:,} training sequences, "
+                          f"training accuracy {f['accuracy']:.1%}")
+    console.print(f"wrote {png} and {out / (stem + '.json')}")

@@ -1,0 +1,113 @@
+"""The memory suite's report: a rich table for the terminal, and results.json, results.md and
+plots (learning curves, success vs lag) in an output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.table import Table
+
+from lstmlab.experiments.memory import SuiteResult, Summary, format_count
+
+COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
+           "time")
+
+
+def _row(s: Summary) -> list[str]:
+    solved = f"{s.solved}/{s.trials} ({s.percent_solved:.0f}%)"
+    if s.median_sequences is None:
+        sequences = "-"
+    else:
+        sequences = format_count(s.median_sequences)
+        if s.trials > 1 and s.min_sequences != s.max_sequences:
+            sequences += f" ({format_count(s.min_sequences)}-{format_count(s.max_sequences)})"
+        if s.median_guesses is not None:
+            sequences += f" = {format_count(s.median_guesses)} guesses"
+    reference = format_count(s.reference_sequences) if s.reference_sequences else "-"
+    tests = "-" if s.median_test_errors is None else \
+        f"{format_count(s.median_test_errors)} / {s.test_size:,}"
+    return [s.task, s.model, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
+
+
+def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> Table:
+    """A rich table: one row per task x lag x learner."""
+    table = Table(title=title, caption="sequences to success: median (range) of the solved "
+                                       "trials' training sequences until the task's criterion "
+                                       "held (guessing: guesses x fixed set); test errors: "
+                                       "median over trials, on fresh sequences")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column in ("task", "learner") else "right")
+    previous = None
+    for s in summaries:
+        row = _row(s)
+        if s.task == previous:
+            row[0] = ""
+        elif previous is not None:
+            table.add_section()
+        previous = s.task
+        style = "green" if s.solved == s.trials else ("red" if s.solved == 0 else "yellow")
+        row[2] = f"[{style}]{row[2]}[/]"
+        table.add_row(*row)
+    return table
+
+
+def markdown_table(summaries: Sequence[Summary]) -> str:
+    """The same table in Markdown."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_row(s)) + " |" for s in summaries]
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
+    """Write results.json, results.md, learning_curves.png and success_vs_lag.png into ``out``
+    (created if missing). Returns the paths written."""
+    from lstmlab.viz.plots import learning_curves, success_vs_lag
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    data = out / "results.json"
+    _atomic_write(data, json.dumps(result.to_dict(), indent=1))
+    paths.append(data)
+    s = result.settings
+    learner, budget = s["learner"], s["budget"]
+    notes = [
+        "# Memory suite results", "",
+        f"Command: `{s.get('command') or 'lstmlab memory (library call)'}`" + "  ",
+        f"Started {s.get('started', '?')}; {result.seconds:,.0f} s in all; "
+        f"{s['threads']} torch thread(s)." + (" **Interrupted**: partial results." if
+                                                 result.interrupted else ""), "",
+        f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
+        f"lr {learner['lr']:g}, clip {learner['clip']}, init {learner['init']}; guessing: "
+        f"{learner['guess_model']} H={learner['guess_hidden']}, weights in "
+        f"[-{learner['guess_range']:g}, {learner['guess_range']:g}], fixed set of "
+        f"{learner['guess_set']} sequences. Budget per trial: "
+        f"{budget['sequences'] or 'unlimited'} sequences, "
+        f"{(budget['seconds'] or 0) / 60:g} min; {s['trials']} seed(s) from {s['seed']}.", "",
+        markdown_table(result.summaries), "",
+        "Sequences to success count every training sequence seen until the task's own criterion "
+        "(TASKS.md) first held; the 1997 paper's figure is for its online learner. Test errors "
+        "are the median, over trials, of wrong sequences among fresh test sequences.", "",
+        "References:", ""]
+    seen = set()
+    for summary in result.summaries:
+        if summary.task not in seen:
+            seen.add(summary.task)
+            notes.append(f"- {summary.task}: {summary.reference}")
+    notes += ["", "![learning curves](learning_curves.png)", "",
+              "![success vs lag](success_vs_lag.png)", ""]
+    md = out / "results.md"
+    _atomic_write(md, "\n".join(notes))
+    paths.append(md)
+    paths.append(learning_curves(result.results, out / "learning_curves.png"))
+    paths.append(success_vs_lag(result.summaries, out / "success_vs_lag.png"))
+    return paths

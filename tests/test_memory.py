@@ -1,0 +1,186 @@
+"""The memory suite: learners (gradient and guessing), counting and stopping, the report files,
+gradient flow, interruption and bad arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lstmlab.cli import main
+from lstmlab.experiments import memory as suite
+from lstmlab.experiments.gradients import by_distance, gradient_flow, state_gradients
+from lstmlab.experiments.guessing import guess_trial
+from lstmlab.experiments.memory import Budget, LearnerConfig, build_model, train_trial
+from lstmlab.tasks import StreakRule, make_task
+from lstmlab.tasks.memory import InternTask
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+# -- weight guessing ---------------------------------------------------------------------------
+
+def test_guessing_solves_latch():
+    config = LearnerConfig(guess_set=64, guess_hidden=1)
+    result = guess_trial("latch", {}, 20, seed=0, config=config, budget=Budget(trials=5000))
+    assert result.solved and result.stopped_by == "criterion"
+    assert 1 <= result.trials < 5000
+    assert result.sequences == result.sequences_to_success == result.trials * 64
+    assert result.test_size == 2560 and result.test_errors <= 26  # the >= 99% acceptance holds
+
+
+def test_guessing_counts_trials_within_budget():
+    config = LearnerConfig(guess_set=32)
+    result = guess_trial("adding", {}, 20, seed=0, config=config, budget=Budget(trials=40))
+    assert not result.solved and result.stopped_by == "max_trials"
+    assert result.trials == 40 and result.sequences == 40 * 32
+    assert result.sequences_to_success is None
+
+
+# -- counting and stopping ---------------------------------------------------------------------
+
+class _AlwaysRight(InternTask):
+    """Every sequence judged correct, stopping after 100 in a row."""
+
+    def evaluate(self, outputs, batch):
+        correct, error = super().evaluate(outputs, batch)
+        return torch.ones_like(correct), error
+
+    def stopping_rule(self):
+        return StreakRule(100)
+
+
+class _AlwaysWrong(_AlwaysRight):
+    def evaluate(self, outputs, batch):
+        correct, error = super().evaluate(outputs, batch)
+        return ~correct, error
+
+
+@pytest.mark.parametrize("task_class", [_AlwaysRight, _AlwaysWrong])
+def test_stopping_rule_and_sequence_count(monkeypatch, task_class):
+    monkeypatch.setattr(suite, "make_task", lambda name, lag, **o: task_class(lag))
+    config = LearnerConfig(hidden=4, batch=32, log_every=1)
+    result = train_trial("intern", {}, 3, "lstm", seed=0, config=config,
+                         budget=Budget(sequences=320), test_size=64)
+    if task_class is _AlwaysRight:  # the 100th sequence completes the streak, in batch 4
+        assert result.solved and result.stopped_by == "criterion"
+        assert result.sequences_to_success == 100 and result.sequences == 128
+    else:
+        assert not result.solved and result.stopped_by == "max_sequences"
+        assert result.sequences_to_success is None and result.sequences == 320
+    assert [p["sequences"] for p in result.curve] == list(range(32, result.sequences + 1, 32))
+    assert result.test_size == 64 and result.test_errors is not None
+
+
+def test_interrupt_keeps_what_was_measured(tmp_path):
+    calls = []
+
+    def listener(point):
+        calls.append(point)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    runs = suite.plan(["intern"], ["guess", "lstm"], [3])
+    config = LearnerConfig(hidden=4, log_every=1, guess_set=16)
+    result = suite.run_suite(runs, trials=1, config=config,
+                             budget=Budget(sequences=10_000, trials=3), listener=listener)
+    assert result.interrupted
+    assert [r.model for r in result.results] == ["guess", "lstm"]
+    assert result.results[-1].stopped_by == "interrupt" and result.results[-1].sequences == 64
+    from lstmlab.experiments.memory_report import write_report
+    paths = write_report(result, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text())["interrupted"] is True
+    assert all(p.exists() for p in paths)
+
+
+# -- end to end ----------------------------------------------------------------------------------
+
+def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["memory", "intern", "--lag", "5", "--models", "lstm,guess", "--trials", "1",
+                 "--budget", "30000", "--minutes", "1", "--test-size", "512", "--hidden", "16",
+                 "--out", str(out)])
+    assert code == 0
+    data = json.loads((out / "results.json").read_text())
+    by_model = {s["model"]: s for s in data["summary"]}
+    lstm = by_model["lstm"]
+    assert lstm["solved"] == 1 and lstm["percent_solved"] == 100
+    assert 0 < lstm["median_sequences"] <= 30_000 and lstm["median_test_errors"] <= 5
+    assert lstm["test_size"] == 512
+    trial = data["trials"][0]
+    assert trial["sequences_to_success"] <= trial["sequences"] and trial["curve"]
+    md = (out / "results.md").read_text()
+    assert "| intern (T = 5) | lstm | 1/1 (100%)" in md
+    for png in ("learning_curves.png", "success_vs_lag.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    assert "Memory suite" in capsys.readouterr().out
+
+
+# -- gradient flow --------------------------------------------------------------------------------
+
+def test_gradient_flow_shapes_and_lstm_beats_rnn():
+    task = make_task("intern", 40)
+    batch = task.fixed_set(16, seed=3)
+    config = LearnerConfig(hidden=16)
+    rnn = build_model(task, "rnn", config, seed=0)
+    lstm = build_model(task, "lstm", config, seed=0)
+    h, c = state_gradients(rnn, task, batch)
+    assert h.shape == (42, 16) and c is None
+    h, c = state_gradients(lstm, task, batch)
+    assert h.shape == c.shape == (42, 16)
+    assert torch.all(c[-1] == 0)  # the last cell state reaches the loss only through h
+    distance, mean = by_distance(h, batch)
+    assert distance == list(range(42)) and len(mean) == 42
+    flow_rnn, flow_lstm = gradient_flow(rnn, task, batch), gradient_flow(lstm, task, batch)
+    assert flow_rnn.c is None and len(flow_lstm.c) == 42
+    d = 30  # a tanh RNN's gradient has vanished by orders of magnitude; the LSTM's has not
+    assert flow_lstm.h[d] > 100 * flow_rnn.h[d]
+    assert flow_lstm.c[d] > 1000 * flow_rnn.h[d]
+
+
+def test_gradients_command_writes_the_plot(tmp_path):
+    code = main(["gradients", "intern", "--lag", "10", "--models", "rnn,lstm,gru", "--train",
+                 "64", "--batch-size", "8", "--hidden", "8", "--out", str(tmp_path)])
+    assert code == 0
+    assert (tmp_path / "gradients-intern-10.png").read_bytes()[:4] == b"\x89PNG"
+    report = json.loads((tmp_path / "gradients-intern-10.json").read_text())
+    assert [(f["model"], f["stage"]) for f in report["flows"]] == [
+        (m, s) for m in ("rnn", "lstm", "gru") for s in ("init", "trained")]
+
+
+# -- bad arguments ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, message", [
+    (["memory", "nosuchtask"], "unknown memory task 'nosuchtask'; valid names: intern"),
+    (["memory", "intern", "--models", "lstm,transformer"], "unknown model 'transformer'"),
+    (["memory", "temporal_order", "--lag", "5"], "lag 5 is too short; the minimum is 20"),
+    (["memory", "intern", "--budget", "-5"], "--budget must be a positive number"),
+    (["memory", "intern", "--minutes", "0"], "--minutes must be positive"),
+    (["memory", "intern", "--trials", "0"], "--trials must be at least 1"),
+    (["memory", "lag:2d"], "variant"),
+    (["gradients", "adding", "--models", "guess"], "gradient learners"),
+    (["gradients", "adding", "--lag", "3"], "too short"),
+])
+def test_bad_arguments_give_clear_errors(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_plan_checks_everything_up_front():
+    with pytest.raises(ValueError, match="at least one model"):
+        suite.plan(["intern"], [], [None])
+    runs = suite.plan(["6a", "lag:2c"], ["lstm:cifg", "GRU", "guess"], [50])
+    assert [(r.name, r.options, r.model) for r in runs[:3]] == [
+        ("temporal_order", {"variant": "6a"}, m) for m in ("lstm:CIFG", "gru", "guess")]
+    with pytest.raises(ValueError, match="budget must be positive"):
+        Budget(sequences=-1)
+    with pytest.raises(ValueError, match="init must be one of"):
+        LearnerConfig(init="xavier")
