@@ -149,6 +149,18 @@ def test_word_level_round_trip_and_perplexity(tmp_path):
     assert words and all(w in loaded.vocab for w in words)
 
 
+def test_split_files_give_a_test_figure(tmp_path):
+    for split, lines in (("train", 30), ("valid", 5), ("test", 5)):
+        (tmp_path / f"toy.{split}.txt").write_text("a b a c\n" * lines)
+    by_dir = train(tmp_path, level="word", steps=5, eval_every=5, seq_len=4)
+    by_file = train(tmp_path / "toy.train.txt", level="word", steps=5, eval_every=5, seq_len=4)
+    assert by_dir.corpus == "toy" and by_dir.test is not None
+    assert by_dir.test == by_file.test
+    (tmp_path / "more.train.txt").write_text("x\n")
+    with pytest.raises(ValueError, match="name the training file itself"):
+        train(tmp_path, level="word", steps=5)
+
+
 def _weights(path):
     from safetensors.torch import load_file
 

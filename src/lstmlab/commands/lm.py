@@ -33,8 +33,14 @@ def _clear_errors(run: Callable[[argparse.Namespace], None]) -> Callable:
 
 @_clear_errors
 def train(args: argparse.Namespace) -> None:
+    import torch
+
     from lstmlab.experiments.language import train_language_model
 
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     console = Console(stderr=True)
     out = args.out
     if out is None:
@@ -47,7 +53,8 @@ def train(args: argparse.Namespace) -> None:
         level=args.level, model=args.model, layers=args.layers, hidden=args.hidden,
         embedding=args.embedding, tie=args.tie, dropout=args.dropout, seq_len=args.seq_len,
         batch=args.batch, optimizer=args.optimizer, lr=args.lr, clip=args.clip,
-        lr_decay=args.lr_decay, decay_after=args.decay_after, init_range=args.init_range,
+        lr_decay=args.lr_decay, decay_after=args.decay_after,
+        decay_every=args.decay_every, init_range=args.init_range,
         seed=args.seed)
     console.print(result.summary())
     console.print(f"checkpoints in {out}/ (best.json, last.json); try: lstmlab lm sample {out}")
@@ -134,7 +141,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--clip", type=float, help="gradient-norm clip (default 5)")
     p.add_argument("--lr-decay", type=float, help="lr factor per epoch after --decay-after "
                                                   "(default 1: none)")
-    p.add_argument("--decay-after", type=int, help="epochs before the lr decays (default 0)")
+    p.add_argument("--decay-after", type=float, help="epochs before the lr decays (default 0)")
+    p.add_argument("--decay-every", type=float, help="epochs between lr decays (default 1)")
     p.add_argument("--init-range", type=float, help="uniform init in [-r, r] (default: "
                                                     "PyTorch's)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
@@ -150,6 +158,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--tensorboard", action="store_true",
                    help="write TensorBoard logs to OUT/tensorboard")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 can be "
+                                                "faster when other work shares the cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", help="also write the result as JSON here")
     p.set_defaults(run=train)

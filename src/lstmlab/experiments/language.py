@@ -83,8 +83,9 @@ class LMConfig:
         dropout: on embeddings, between layers and before the decoder.
         seq_len, batch: the BPTT window T and the number of parallel rows B.
         optimizer, lr, clip: "adam" / "adamw" / "sgd", learning rate, global gradient-norm clip.
-        lr_decay, decay_after: multiply the lr by ``lr_decay`` at the start of every epoch
-            after the first ``decay_after`` epochs (Zaremba: 0.5 after 4).
+        lr_decay, decay_after, decay_every: multiply the lr by ``lr_decay`` every
+            ``decay_every`` epochs once ``decay_after`` epochs are done (Zaremba: 0.5, 4, 1);
+            fractions of epochs are fine (a schedule compressed to fit a time budget).
         init_range: uniform initialisation of every parameter in [-r, r] (None: defaults).
         valid_fraction: the tail of a single text kept for validation (nanoGPT: 0.1).
         seed: seeds the initialisation and dropout.
@@ -104,7 +105,8 @@ class LMConfig:
     lr: float = 2e-3
     clip: float | None = 5.0
     lr_decay: float = 1.0
-    decay_after: int = 0
+    decay_after: float = 0
+    decay_every: float = 1.0
     init_range: float | None = None
     valid_fraction: float = 0.1
     seed: int = 0
@@ -127,6 +129,8 @@ class LMConfig:
             raise ValueError(f"lr-decay must be in (0, 1], got {self.lr_decay}")
         if self.decay_after < 0:
             raise ValueError(f"decay-after must be >= 0 epochs, got {self.decay_after}")
+        if not self.decay_every > 0:
+            raise ValueError(f"decay-every must be > 0 epochs, got {self.decay_every}")
 
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(LMConfig))
@@ -148,6 +152,14 @@ def load_training_corpus(source: str | Path | None, config: LMConfig) -> Corpus:
     ``ptb/ptb.char.train.txt`` - or any single UTF-8 text, split by position."""
     if source is not None:
         path = Path(source)
+        if path.is_dir():
+            found = sorted(path.glob("*train.txt"))
+            if len(found) != 1:
+                names = ", ".join(p.name for p in found) or "none"
+                raise ValueError(f"{path} should hold one *train.txt file (found: {names}); "
+                                 f"name the training file itself, e.g. {path / 'ptb.train.txt'}"
+                                 if found else f"{path} holds no *train.txt file")
+            path = found[0]
         if path.is_file() and path.name.endswith("train.txt"):
             prefix = path.name.removesuffix("train.txt")
             valid = path.with_name(f"{prefix}valid.txt")
@@ -384,6 +396,8 @@ def sample(checkpoint: str | Path, prime: str | None = None, length: int = 500, 
                                    seed=seed)
 
     def pieces() -> Iterator[str]:
+        if vocab.level == "word" and prime and not prime[-1].isspace():
+            yield " "  # the first word must not run into the prime's last one
         for token_id in tokens:
             symbol = vocab.symbols[token_id]
             if vocab.level == "char":
@@ -433,6 +447,32 @@ class LMTrainResult:
             if value is not None:
                 lines.append(f"{name}: {describe_loss(value, self.char_like)}")
         return "\n".join(lines)
+
+
+class WindowStep:
+    """One training step of a language model, for ``Trainer.run``: the stream's next window,
+    the recurrent state carried from the previous one (detached: truncated BPTT) and reset to
+    zeros at each epoch's start. Reports the mean loss (nats per token), the rows as
+    sequences, B*T tokens, and bits per character ("bpc") or perplexity ("ppl").
+
+    Attributes:
+        carry: the state carried into the next window (None: zeros).
+    """
+
+    def __init__(self, model: LanguageModel, stream: BatchStream, char_like: bool = True,
+                 carry: Any = None) -> None:
+        self.model, self.stream, self.char_like, self.carry = model, stream, char_like, carry
+
+    def __call__(self) -> StepOutput:
+        stream = self.stream
+        if stream.step == 0:
+            self.carry = None  # a new epoch: rows restart at their beginnings
+        inputs, targets = next(iter(stream))  # each (T, B)
+        loss, state = self.model.loss(inputs, targets, self.carry)
+        self.carry = self.model.detach_state(state)
+        nats = loss.item()
+        metrics = ({"bpc": nats / LN2} if self.char_like else {"ppl": math.exp(min(nats, 50))})
+        return StepOutput(loss, stream.batch_size, inputs.numel(), metrics)
 
 
 def _merge_config(options: dict[str, Any], saved: LMConfig | None) -> LMConfig:
@@ -532,7 +572,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     train_config = TrainConfig(
         optimizer=config.optimizer, lr=config.lr, clip=config.clip,
         schedule="step" if decay else "constant", gamma=config.lr_decay,
-        decay_start=config.decay_after * spe, decay_every=spe if decay else None,
+        decay_start=round(config.decay_after * spe),
+        decay_every=max(1, round(config.decay_every * spe)) if decay else None,
         max_steps=min(max_steps) if max_steps else None,
         max_seconds=None if minutes is None else minutes * 60,
         log_every=max(1, min(20, spe)), progress=progress)
@@ -563,21 +604,11 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     valid_ids = corpus.valid if eval_tokens is None else corpus.valid[: eval_tokens + 1]
     eval_every = eval_every or min(spe, 200)
     committed: dict[str, Any] = {"stream": stream.state_dict(), "carry": carry}
-    unit = "bpc" if char_like else "ppl"
     console.print(f"{corpus.summary()}\nmodel: {config.layers}x{config.hidden} {model.model_name}"
                   f", {model.num_parameters():,} parameters; windows of {config.seq_len} x "
                   f"{config.batch}, {spe:,} steps per epoch")
 
-    def step() -> StepOutput:
-        nonlocal carry
-        if stream.step == 0:
-            carry = None  # a new epoch: rows restart at their beginnings
-        inputs, targets = next(iter(stream))
-        loss, state = model.loss(inputs, targets, carry)
-        carry = model.detach_state(state)
-        nats = loss.item()
-        metric = nats / LN2 if char_like else math.exp(min(nats, 50))
-        return StepOutput(loss, config.batch, inputs.numel(), {unit: metric})
+    step = WindowStep(model, stream, char_like, carry)
 
     def save_last() -> None:
         if out_dir is None:
@@ -620,7 +651,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
 
     def on_step(trainer: Trainer, out: StepOutput) -> bool:
         nonlocal last_valid_step
-        committed["stream"], committed["carry"] = stream.state_dict(), carry
+        committed["stream"], committed["carry"] = stream.state_dict(), step.carry
         if board is not None:
             board.log_history(trainer)
         if trainer.state.step % eval_every == 0:
@@ -800,6 +831,10 @@ def _default_inspect_text(loaded: LoadedModel, max_tokens: int) -> str:
             start = int(len(text) * (1 - config.get("valid_fraction", 0.1)))
             return text[start:start + max_tokens]
         if source is not None and Path(source).is_file():
+            path = Path(source)
+            valid = path.with_name(path.name.removesuffix("train.txt") + "valid.txt")
+            if path.name.endswith("train.txt") and valid.is_file():
+                return read_text(valid)
             text = read_text(source)
             start = int(len(text) * (1 - config.get("valid_fraction", 0.1)))
             return text[start:][:max_tokens] if loaded.vocab.level == "char" else text[start:]

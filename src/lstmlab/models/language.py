@@ -108,9 +108,13 @@ class LanguageModel(nn.Module):
         if inputs.dim() != 2:
             raise ValueError(f"inputs must be token ids shaped (T, B), got shape "
                              f"{tuple(inputs.shape)}")
-        x = self.drop(self.embedding(inputs))  # (T, B, E)
+        x = self.embedding(inputs)  # (T, B, E)
+        if self.dropout:
+            x = self.drop(x)
         output, state = self.recurrent(x, state)  # (T, B, H)
-        return self.decoder(self.drop(output)), state
+        if self.dropout:
+            output = self.drop(output)
+        return self.decoder(output), state
 
     def loss(self, inputs: Tensor, targets: Tensor, state: State | None = None,
              reduction: str = "mean") -> tuple[Tensor, State]:
