@@ -184,3 +184,22 @@ def test_plan_checks_everything_up_front():
         Budget(sequences=-1)
     with pytest.raises(ValueError, match="init must be one of"):
         LearnerConfig(init="xavier")
+
+
+def test_bce_training_loss_for_logistic_outputs():
+    from lstmlab.experiments.memory import training_loss
+
+    task = make_task("temporal_order", 20)
+    batch = task.sample(4, torch.Generator().manual_seed(0))
+    outputs = torch.randn(batch.steps, 4, task.output_size)
+    assert torch.equal(training_loss(task, outputs, batch), task.loss(outputs, batch))
+    p = torch.sigmoid(outputs)[batch.mask]
+    y = task.target_vectors(batch)[batch.mask]
+    manual = -(y * p.log() + (1 - y) * (1 - p).log()).sum(-1).mean()
+    assert torch.allclose(training_loss(task, outputs, batch, "bce"), manual, atol=1e-5)
+    ce_task = make_task("intern", 3)  # a cross-entropy task keeps its own loss
+    b = ce_task.sample(4, torch.Generator().manual_seed(0))
+    o = torch.randn(b.steps, 4, ce_task.output_size)
+    assert torch.equal(training_loss(ce_task, o, b, "bce"), ce_task.loss(o, b))
+    with pytest.raises(ValueError, match="loss must be one of"):
+        LearnerConfig(loss="hinge")

@@ -97,6 +97,10 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("chrono", "default"), default="chrono",
                    help="gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018, "
                         "default) or the layer default (forget bias 1)")
+    p.add_argument("--loss", choices=("task", "bce"), default="task",
+                   help="what is minimised: the task's own loss (default) or, for tasks with "
+                        "logistic outputs, binary cross-entropy (success is judged by the task's "
+                        "rule either way)")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="torch threads (default 1: small models are fastest on one)")
 
@@ -105,7 +109,7 @@ def _learner_config(args: argparse.Namespace, **extra: Any):
     from lstmlab.experiments.memory import LearnerConfig
 
     return LearnerConfig(hidden=args.hidden, batch=args.batch, lr=args.lr, init=args.init,
-                         **extra)
+                         loss=args.loss, **extra)
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -140,7 +144,8 @@ def memory(args: argparse.Namespace) -> None:
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {trials} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
-                  f"{config.lr:g}, init {config.init}; {torch.get_num_threads()} thread(s)")
+                  f"{config.lr:g}, init {config.init}, loss {config.loss}; "
+                  f"{torch.get_num_threads()} thread(s)")
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)
@@ -158,6 +163,8 @@ def memory(args: argparse.Namespace) -> None:
             parts.append(f"{int(point['trials']):,} guesses, best {point['accuracy']:.0%}")
         else:
             parts += [f"loss {point['loss']:.4f}", f"acc {point.get('accuracy', 0):.2f}"]
+        if point["seconds"] > 0:
+            parts.append(f"{point['sequences'] / point['seconds']:,.0f} seq/s")
         parts.append(f"{point['seconds']:.0f}s")
         progress.update(state["bar"], status="  ".join(parts))
 

@@ -24,6 +24,7 @@ from lstmlab.experiments.memory import (
     LearnerConfig,
     build_model,
     check_model,
+    training_loss,
 )
 from lstmlab.models.sequence import SequenceModel
 from lstmlab.tasks.memory import Batch, MemoryTask, make_task
@@ -127,7 +128,7 @@ def train_for(model: SequenceModel, task: MemoryTask, config: LearnerConfig, bud
         batch = task.sample(config.batch, data)
         outputs = model(batch.inputs)
         correct, _ = task.evaluate(outputs, batch)
-        return StepOutput(task.loss(outputs, batch), batch.batch_size,
+        return StepOutput(training_loss(task, outputs, batch, config.loss), batch.batch_size,
                           metrics={"accuracy": float(correct.float().mean())})
 
     result = trainer.run(step)

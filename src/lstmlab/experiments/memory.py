@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from lstmlab.init import chrono_
@@ -49,6 +50,7 @@ from lstmlab.tasks.memory import TASK_NAMES, TEST_SEED, Batch, MemoryTask, make_
 from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
 
 INITS = ("chrono", "default")
+LOSSES = ("task", "bce")
 GUESS = "guess"
 
 # "6a" is short for ("temporal_order", {"variant": "6a"}), and so on.
@@ -71,6 +73,13 @@ class LearnerConfig:
         init: "chrono" or "default" (module docstring). forget_bias: the LSTM's forget-gate bias
             with init "default" (None: the layer's default, 1.0).
         kernel: the recurrent layer's kernel path ("auto", "loop", "native", "fused").
+        loss: what the optimiser minimises: "task" (the task's own loss, ``task.loss``) or "bce"
+            (for tasks with logistic outputs, loss_kind "mse_sigmoid": binary cross-entropy of
+            sigmoid(outputs) against the same targets, summed over units, mean over scored
+            steps; other tasks keep their own loss). Squared error through a sigmoid stops
+            learning once outputs saturate at 0 - with 101 output units (lag 2a/2b) they all do
+            within 50 steps - while cross-entropy keeps the gradient. Success is always judged
+            by the task's own rule.
         log_every: steps between learning-curve points.
         guess_model, guess_hidden, guess_range: the guessed network (model name, H) and r, the
             half-width of the uniform range every weight is drawn from.
@@ -85,6 +94,7 @@ class LearnerConfig:
     init: str = "chrono"
     forget_bias: float | None = None
     kernel: str = "auto"
+    loss: str = "task"
     log_every: int = 10
     guess_model: str = "rnn"
     guess_hidden: int = 2
@@ -94,6 +104,8 @@ class LearnerConfig:
     def __post_init__(self) -> None:
         if self.init not in INITS:
             raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         for name in ("hidden", "batch", "guess_hidden", "guess_set", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -284,6 +296,19 @@ def build_model(task: MemoryTask, model: str, config: LearnerConfig, seed: int) 
                       torch.Generator().manual_seed(seed + 7919))
 
 
+def training_loss(task: MemoryTask, outputs: torch.Tensor, batch: Batch, kind: str = "task"
+                  ) -> torch.Tensor:
+    """The scalar the optimiser minimises: ``task.loss`` or, with kind "bce" on a task with
+    logistic outputs, binary cross-entropy summed over units, mean over the scored steps
+    (outputs (T, B, O) raw head outputs)."""
+    if kind == "bce" and task.loss_kind == "mse_sigmoid":
+        task.check_outputs(outputs, batch)
+        targets = task.target_vectors(batch).to(outputs.dtype)
+        per_step = F.binary_cross_entropy_with_logits(outputs, targets, reduction="none").sum(-1)
+        return per_step[batch.mask].mean()
+    return task.loss(outputs, batch)
+
+
 @torch.no_grad()
 def evaluate_on(model: nn.Module, task: MemoryTask, batches: Iterator[Batch] | list[Batch]
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,7 +371,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str,
     def step() -> StepOutput:
         batch = task.sample(config.batch, data)
         outputs = net(batch.inputs)
-        loss = task.loss(outputs, batch)
+        loss = training_loss(task, outputs, batch, config.loss)
         correct, error = task.evaluate(outputs, batch)
         rule.update(correct, error)
         return StepOutput(loss, batch.batch_size, metrics={"accuracy": float(correct.float()

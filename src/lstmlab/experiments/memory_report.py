@@ -87,11 +87,12 @@ def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
         f"{s['threads']} torch thread(s)." + (" **Interrupted**: partial results." if
                                                  result.interrupted else ""), "",
         f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
-        f"lr {learner['lr']:g}, clip {learner['clip']}, init {learner['init']}; guessing: "
+        f"lr {learner['lr']:g}, clip {learner['clip']}, init {learner['init']}, loss "
+        f"{learner.get('loss', 'task')}; guessing: "
         f"{learner['guess_model']} H={learner['guess_hidden']}, weights in "
         f"[-{learner['guess_range']:g}, {learner['guess_range']:g}], fixed set of "
         f"{learner['guess_set']} sequences. Budget per trial: "
-        f"{budget['sequences'] or 'unlimited'} sequences, "
+        f"{format_count(budget['sequences']) if budget['sequences'] else 'unlimited'} sequences, "
         f"{(budget['seconds'] or 0) / 60:g} min; {s['trials']} seed(s) from {s['seed']}.", "",
         markdown_table(result.summaries), "",
         "Sequences to success count every training sequence seen until the task's own criterion "

@@ -1,0 +1,140 @@
+"""The memory suite's goal configurations (issue 4, "Goals"): each one an `lstmlab memory` command,
+run in turn, each writing its own folder under benchmarks/results/memory/; then one table of all
+of them (benchmarks/results/memory_goals.md) with the command that produced every row.
+
+    python benchmarks/memory_suite.py                 # every group, 3 seeds
+    python benchmarks/memory_suite.py guess rnn       # some groups
+    python benchmarks/memory_suite.py --only adding-100 --trials 1
+    python benchmarks/memory_suite.py --collect       # rebuild the table from what was run
+
+Groups:
+    lstm   LSTM (chrono init, Adam, batches of 32) on the 1997 paper's tasks; budget = the paper's
+           sequences-to-success figure where it gives one ("fewer sequences than the paper"),
+           else 200,000; 30 minutes per trial.
+    rnn    the Elman RNN on adding, temporal order and intern at lag 100 with the LSTM's budget.
+    guess  weight guessing against the LSTM on latch, parity and two_sequence 3a (where the 1997
+           and 2001 papers say guessing wins) and on adding and temporal order (where it fails).
+
+Timings are of this machine with one torch thread per run; other processes sharing the cores
+slow them down, so the sequence counts are the figures to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results" / "memory"
+
+# (entry name, group, `lstmlab memory` arguments without --trials/--out)
+ENTRIES: list[tuple[str, str, str]] = [
+    # LSTM goals, cheapest first: budget = the paper's figure where there is one
+    ("6a", "lstm", "temporal_order:6a --models lstm --budget 31390"),
+    ("reber", "lstm", "reber --models lstm --budget 39740"),
+    ("3a-100", "lstm", "two_sequence:3a --lag 100 --models lstm --budget 27380"),
+    ("dsr", "lstm", "dsr --models lstm --budget 200000"),
+    ("copy-100", "lstm", "copy --lag 100 --models lstm --budget 200000"),
+    ("adding-100", "lstm", "adding --lag 100 --models lstm --budget 74000"),
+    ("lag-2c-100", "lstm", "lag:2c --lag 100 --models lstm --budget 31000"),
+    ("multiplication-100", "lstm", "multiplication --lag 100 --models lstm --budget 482000"),
+    ("6b", "lstm", "temporal_order:6b --models lstm --budget 571100"),
+    ("adding-500", "lstm", "adding --lag 500 --models lstm --budget 209000"),
+    ("lag-2c-1000", "lstm", "lag:2c --lag 1000 --models lstm --budget 49000"),
+    # 2a/2b: 101 logistic output units; squared error saturates them all at 0 (every unit is 0
+    # almost always), so these train on binary cross-entropy (--loss bce). The criterion is a
+    # streak of 10,000 correct sequences, so no learner meets it in fewer than 10,000 sequences.
+    ("lag-2a-100", "lstm", "lag:2a --lag 100 --models lstm --loss bce --budget 100000"),
+    ("lag-2b-100", "lstm", "lag:2b --lag 100 --models lstm --loss bce --budget 100000"),
+    # the Elman RNN, with the LSTM's budgets
+    ("rnn-intern-100", "rnn", "intern --lag 100 --models rnn,lstm --budget 100000"),
+    ("rnn-adding-100", "rnn", "adding --lag 100 --models rnn --budget 74000"),
+    ("rnn-6a", "rnn", "temporal_order:6a --models rnn --budget 31390"),
+    # weight guessing against the LSTM
+    ("guess-latch-100", "guess", "latch --lag 100 --models guess,lstm --budget 200000 --minutes 5"),
+    ("guess-parity-25", "guess",
+     "parity --lag 25 --models guess,lstm --budget 1000000 --minutes 5"),
+    ("guess-3a-100", "guess",
+     "two_sequence:3a --lag 100 --models guess,lstm --budget 1000000 --minutes 5"),
+    ("guess-adding-100", "guess", "adding --lag 100 --models guess --budget 1000000 --minutes 5"),
+    ("guess-6a", "guess", "temporal_order:6a --models guess --budget 1000000 --minutes 5"),
+]
+GROUPS = ("lstm", "rnn", "guess")
+
+
+def command(args: str, trials: int, out: Path, minutes: float) -> list[str]:
+    """An entry's own --minutes (after the default) wins. ``out`` relative to the current folder
+    where it lies below it (the command is recorded in results.json)."""
+    out = Path(os.path.relpath(out)) if out.is_relative_to(Path.cwd()) else out
+    return ["memory", "--trials", str(trials), "--minutes", f"{minutes:g}", "--out", str(out),
+            *shlex.split(args)]
+
+
+def collect(results: Path = RESULTS) -> Path:
+    """One Markdown table of every entry's results.json, with its command."""
+    from lstmlab.experiments.memory import Summary
+    from lstmlab.experiments.memory_report import COLUMNS, _row
+
+    lines = ["# Memory suite goals: measured", "",
+             "Each row: `lstmlab memory` with the arguments shown (written by "
+             "benchmarks/memory_suite.py). Sequences to success: median (range) over the solved "
+             "trials. Times: this 2-core machine, shared, one torch thread per run.", "",
+             "| " + " | ".join(COLUMNS) + " | command |", "|" + "---|" * (len(COLUMNS) + 1)]
+    for name, _, _ in ENTRIES:
+        path = results / name / "results.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        fields = set(Summary.__dataclass_fields__)
+        cmd = data["settings"].get("command") or ""
+        for s in data["summary"]:
+            row = _row(Summary(**{k: v for k, v in s.items() if k in fields}))
+            flag = " (interrupted)" if data.get("interrupted") else ""
+            lines.append("| " + " | ".join(row) + f" | `{cmd}`{flag} |")
+    out = results.parent / "memory_goals.md"
+    out.write_text("\n".join(lines) + "\n")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("groups", nargs="*",
+                        help=f"groups to run (default all: {', '.join(GROUPS)})")
+    parser.add_argument("--only", nargs="*", default=None, help="entry names to run")
+    parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--minutes", type=float, default=30.0, help="per trial")
+    parser.add_argument("--collect", action="store_true", help="only rebuild the table")
+    args = parser.parse_args()
+    unknown = sorted(set(args.groups) - set(GROUPS)) + sorted(
+        set(args.only or ()) - {name for name, _, _ in ENTRIES})
+    if unknown:
+        parser.error(f"unknown group or entry: {', '.join(unknown)}")
+    if not args.collect:
+        from lstmlab.cli import main as lstmlab
+
+        groups = args.groups or GROUPS
+        for name, group, entry in ENTRIES:
+            if (args.only is not None and name not in args.only) or \
+                    (args.only is None and group not in groups):
+                continue
+            argv = command(entry, args.trials, RESULTS / name, args.minutes)
+            print(f"\n=== {name}: lstmlab {' '.join(argv)}", flush=True)
+            start = time.perf_counter()
+            sys.argv = ["lstmlab", *argv]  # recorded as the command in results.json
+            code = lstmlab(argv)
+            print(f"=== {name}: exit {code}, {time.perf_counter() - start:,.0f} s", flush=True)
+            saved = RESULTS / name / "results.json"
+            if code == 130 or (saved.exists() and json.loads(saved.read_text())["interrupted"]):
+                break
+    print(f"wrote {collect()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
