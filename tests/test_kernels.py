@@ -131,6 +131,29 @@ def test_fused_bias_false_unbatched_and_dropout(compiled):
     assert_close(got, ref, 1e-5)
 
 
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("variant", ["NFG+NP", "V", "NIAF"])
+def test_fused_saturated_gates_stay_finite(variant, compiled):
+    """Pre-activations of +-hundreds (and, for the 1997 cell, which sums its input for 100 steps,
+    |c| ~ 100): every gate saturates and nothing may overflow to inf or NaN. Saturated dynamics
+    amplify rounding over 100 steps, so equality with the loop is checked in float64."""
+    needs_compiler(compiled)
+    torch.manual_seed(4)
+    layer = LSTM(I, H, variant=variant)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.mul_(60)
+    x = torch.randn(100, B, I)
+    got = _run(layer, x, None, None, "fused", compiled)
+    for name, value in got.items():
+        assert torch.isfinite(value).all(), name
+    if variant == "NFG+NP":
+        assert got["state1"].abs().max() > 50  # the case really is saturated
+    layer = layer.double()
+    assert_close(_run(layer, x.double(), None, None, "fused", compiled),
+                 _run(layer, x.double(), None, None, "loop"), 1e-9)
+
+
 def test_fused_kernel_direct_call():
     """The function API: one layer-direction, state in and out."""
     torch.manual_seed(3)

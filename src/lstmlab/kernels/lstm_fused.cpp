@@ -45,14 +45,22 @@ struct Layout {
 };
 
 // Written with exp alone so that, compiled with -ffast-math, GCC vectorises them (glibc libmvec).
+// -ffast-math assumes no infinities, so exp must never overflow: its argument is clamped to
+// [-80, 80] (exp(80) < FLT_MAX). That changes no float32 result (sigmoid(80) rounds to 1) and a
+// float64 one by less than 1e-34; without it a cell state of |c| ~ 50 gave NaN.
+template <typename T>
+inline T exp_clamped(T x) {
+  return std::exp(std::min(std::max(x, T(-80)), T(80)));
+}
+
 template <typename T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + std::exp(-x));
+  return T(1) / (T(1) + exp_clamped(-x));
 }
 
 template <typename T>
 inline T tanh_(T x) {
-  return T(2) / (T(1) + std::exp(T(-2) * x)) - T(1);
+  return T(2) / (T(1) + exp_clamped(T(-2) * x)) - T(1);
 }
 
 // One step of the forward pass for rows [0, B): pre-activations `a` (B, G*H) in place become the
