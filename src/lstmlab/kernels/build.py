@@ -1,16 +1,19 @@
 """Build the C++ inner loop (``lstm_fused.cpp``) on first use, or say why it cannot be had.
 
 The extension is compiled once per machine with torch.utils.cpp_extension into
-``$LSTMLAB_CACHE`` (default ``~/.cache/lstmlab/torch-<version>``) and loaded as the ops
-``torch.ops.lstmlab.fused_lstm_forward`` / ``fused_lstm_backward``. Without a compiler, or if the
-build fails, a one-line warning is logged and the PyTorch loops of ``fused.py`` run instead.
+``$LSTMLAB_CACHE`` (default ``~/.cache/lstmlab/torch-<version>-py<version>-cpu<hash>``) and
+loaded as the ops ``torch.ops.lstmlab.fused_lstm_forward`` / ``fused_lstm_backward``. Without a
+compiler, or if the build fails, a one-line warning is logged and the PyTorch loops of
+``fused.py`` run instead.
 ``LSTMLAB_COMPILED=0`` switches the compiled loop off.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import platform
 import shutil
 import sys
 import threading
@@ -29,11 +32,24 @@ _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ok": bool, "why": str once tried
 
 
+def cpu_fingerprint() -> str:
+    """A short hash of this CPU's model and instruction-set flags: the build uses -march=native,
+    so a cache written on one processor must never be loaded on another (illegal instruction)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        keep = [line for line in info.splitlines() if line.startswith(("model name", "flags"))]
+        text = "\n".join(sorted(set(keep)))
+    except OSError:
+        text = ""
+    text = text or platform.processor() or platform.machine()
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def cache_dir() -> Path:
-    """Where the compiled extension lives."""
+    """Where the compiled extension lives: one folder per torch, Python and CPU."""
     root = os.environ.get("LSTMLAB_CACHE") or Path.home() / ".cache" / "lstmlab"
     python = f"{sys.version_info[0]}{sys.version_info[1]}"
-    tag = f"torch-{torch.__version__.replace('+', '-')}-py{python}"
+    tag = f"torch-{torch.__version__.replace('+', '-')}-py{python}-cpu{cpu_fingerprint()}"
     return Path(root) / tag
 
 
