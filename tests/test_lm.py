@@ -287,6 +287,14 @@ def test_inspect_writes_html_with_the_text(run_dir, tmp_path):
         inspect(run_dir, TEXT[:100], out=None, cell=10_000)
 
 
+@pytest.mark.parametrize("kind", ["gru", "rnn", "lstm:CIFG"])
+def test_inspect_other_cells(text_file, tmp_path, kind):
+    train(text_file, out=tmp_path / kind, steps=3, eval_every=3, model=kind, layers=2)
+    result = inspect(tmp_path / kind, TEXT[:200], out=tmp_path / "p.html", top=1)
+    assert len(result.findings) == 4 and (tmp_path / "p.html").exists()
+    assert result.shown < 2 * 24
+
+
 # --- the command line -----------------------------------------------------------------------
 
 

@@ -680,8 +680,13 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         best_model = _model_from_config(config, len(vocab))
         best_model.load_state_dict(best_state)
     if eval_tokens is not None and trainer.state.step > 0:
-        best = evaluate_ids(best_model, corpus.valid, eval_batch, config.seq_len)
-        console.print(f"whole validation split, best weights: {describe_loss(best, char_like)}")
+        best_step = min(validations, key=lambda v: v["valid"])["step"]
+        if best_step == trainer.state.step:  # the last weights are the best
+            best = final_nats
+        else:
+            best = evaluate_ids(best_model, corpus.valid, eval_batch, config.seq_len)
+            console.print(f"whole validation split, best weights (step {best_step:,}): "
+                          f"{describe_loss(best, char_like)}")
     test = None
     if corpus.test is not None and trainer.state.step > 0:
         test = evaluate_ids(best_model, corpus.test, eval_batch, config.seq_len)
