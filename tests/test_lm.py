@@ -181,6 +181,29 @@ def test_resume_continues_exactly(text_file, tmp_path):
         assert torch.equal(whole[name], split[name]), name
 
 
+def test_ctrl_c_then_resume_continues_exactly(text_file, tmp_path, monkeypatch):
+    from lstmlab.experiments import language
+
+    common = dict(layers=2, dropout=0.2, eval_every=4)
+    train(text_file, out=tmp_path / "whole", steps=10, **common)
+    original, calls = language.WindowStep.__call__, []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(language.WindowStep, "__call__", interrupted)
+    first = train(text_file, out=tmp_path / "split", steps=10, **common)
+    assert first.stopped_by == "interrupt" and first.steps == 6
+    monkeypatch.setattr(language.WindowStep, "__call__", original)
+    train(text_file, out=tmp_path / "split", steps=10, resume=True, **common)
+    whole = _weights(tmp_path / "whole" / "last.safetensors")
+    split = _weights(tmp_path / "split" / "last.safetensors")
+    assert all(torch.equal(whole[name], split[name]) for name in whole)
+
+
 def test_resume_refuses_conflicts_and_overwrites(text_file, tmp_path):
     train(text_file, out=tmp_path / "r", steps=3)
     with pytest.raises(ValueError, match="--hidden 32 .*checkpoint has 24"):

@@ -664,7 +664,11 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     run_start = (trainer.state.tokens, trainer.state.seconds)
     result = trainer.run(step, on_step, description=description)
     final_nats = None
-    if trainer.state.step > 0:
+    interrupted = result.stopped_by == "interrupt"
+    if interrupted:  # Ctrl-C: keep the position and leave at once
+        console.print(f"interrupted at step {trainer.state.step:,}; continue with --resume"
+                      + (f" --out {out_dir}" if out_dir is not None else ""))
+    elif trainer.state.step > 0:
         if last_valid_step != trainer.state.step:
             validate()
         final_nats = validations[-1]["valid"]
@@ -674,12 +678,14 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
                           f"{describe_loss(final_nats, char_like)}")
     save_last()
     best_model = model
-    if out_dir is not None and (out_dir / "best.json").exists():
+    if interrupted:
+        pass
+    elif out_dir is not None and (out_dir / "best.json").exists():
         best_model = load_language_model(out_dir / "best.json").model
     elif best_state is not None:
         best_model = _model_from_config(config, len(vocab))
         best_model.load_state_dict(best_state)
-    if eval_tokens is not None and trainer.state.step > 0:
+    if eval_tokens is not None and trainer.state.step > 0 and not interrupted:
         best_step = min(validations, key=lambda v: v["valid"])["step"]
         if best_step == trainer.state.step:  # the last weights are the best
             best = final_nats
@@ -688,7 +694,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
             console.print(f"whole validation split, best weights (step {best_step:,}): "
                           f"{describe_loss(best, char_like)}")
     test = None
-    if corpus.test is not None and trainer.state.step > 0:
+    if corpus.test is not None and trainer.state.step > 0 and not interrupted:
         test = evaluate_ids(best_model, corpus.test, eval_batch, config.seq_len)
         console.print(f"test (best weights): {describe_loss(test, char_like)}")
     if board is not None:
