@@ -118,7 +118,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sub = lm.add_subparsers(dest="lm_command", required=True)
 
     p = sub.add_parser("train", help="train a language model on a text file",
-                       description="Train on FILE (a UTF-8 text, its last 10%% validating; a "
+                       description="Train on FILE (a UTF-8 text, its last 10% validating; a "
                                    "directory of *train/valid/test.txt files; or a "
                                    "...train.txt beside its ...valid.txt). Without FILE: Tiny "
                                    "Shakespeare, shipped with lstmlab. Settings left out take "
