@@ -37,7 +37,7 @@ from rich.table import Table
 from torch import Tensor
 
 from lstmlab.layers import tracing
-from lstmlab.models.language import LanguageModel
+from lstmlab.models.language import LanguageModel, check_sampling
 from lstmlab.tasks.text import (
     DEFAULT_CORPUS,
     EOS,
@@ -383,12 +383,7 @@ def sample(checkpoint: str | Path, prime: str | None = None, length: int = 500, 
     temperature > 0, top_k >= 1, length >= 0, and a prime whose symbols the vocabulary lacks
     (with no ``<unk>``) raises a ValueError naming them.
     """
-    if not temperature > 0 or not math.isfinite(temperature):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top-k must be at least 1, got {top_k}")
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
+    check_sampling(length, temperature, top_k)  # before the checkpoint is read
     loaded = load_language_model(checkpoint)
     vocab = loaded.vocab
     ids = _prime_ids(vocab, prime)

@@ -28,6 +28,16 @@ from lstmlab.models.recurrent import make_recurrent, parse_model
 State = Tensor | tuple[Tensor, ...]
 
 
+def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
+    """Raise a ValueError for sampling arguments that make no sense."""
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise ValueError(f"temperature must be a positive number, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top-k must be at least 1, got {top_k}")
+    if length < 0:
+        raise ValueError(f"length must be >= 0, got {length}")
+
+
 class LanguageModel(nn.Module):
     """Next-token model: ids (T, B) -> logits (T, B, V), carrying the recurrent state.
 
@@ -151,12 +161,7 @@ class LanguageModel(nn.Module):
             seed: seeds a private generator, so the same seed gives the same text.
             generator: or a torch.Generator to draw from (takes precedence over seed).
         """
-        if not temperature > 0 or not math.isfinite(temperature):
-            raise ValueError(f"temperature must be a positive number, got {temperature}")
-        if top_k is not None and top_k < 1:
-            raise ValueError(f"top-k must be at least 1, got {top_k}")
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
+        check_sampling(length, temperature, top_k)
         ids = torch.as_tensor(prime, dtype=torch.long).reshape(-1)
         if ids.numel() == 0:
             raise ValueError("generation needs at least one prime token")
