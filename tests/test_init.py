@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lstmlab import GRU, LSTM
+from lstmlab import GRU, LSTM, RNN
 from lstmlab.experiments.remember import remember_first_batch
 from lstmlab.init import chrono_
 
@@ -21,11 +21,13 @@ def test_chrono_biases():
     assert torch.all(layer.bias_hh_l0[:32] == 0)
     cifg = chrono_(LSTM(3, 4, variant="CIFG"), 10)
     assert torch.all(cifg.bias_ih_l0[:4] <= 0)  # only the input gate exists of the two
+    gru = chrono_(GRU(3, 4), 10)
+    assert torch.all(gru.bias_ih_l0[4:8] >= 0) and torch.all(gru.bias_hh_l0[4:8] == 0)
 
 
 def test_chrono_errors():
-    with pytest.raises(TypeError, match="lstmlab.LSTM"):
-        chrono_(GRU(3, 4), 10)
+    with pytest.raises(TypeError, match="lstmlab.LSTM and GRU"):
+        chrono_(RNN(3, 4), 10)
     with pytest.raises(ValueError, match="max_lag must be at least 3"):
         chrono_(LSTM(3, 4), 2)
     with pytest.raises(ValueError, match="bias=False"):

@@ -12,33 +12,42 @@ from __future__ import annotations
 
 import torch
 
-from lstmlab.layers import LSTM
+from lstmlab.layers import GRU, LSTM
 
 
-def chrono_(layer: LSTM, max_lag: int, generator: torch.Generator | None = None) -> LSTM:
+def chrono_(layer: LSTM | GRU, max_lag: int,
+            generator: torch.Generator | None = None) -> LSTM | GRU:
     """Chrono-initialise the gate biases of every layer and direction of ``layer`` in place.
 
-    b_f = log(U(1, max_lag - 1)), b_i = -b_f (in bias_ih; bias_hh's i and f blocks set to 0).
-    Where the variant lacks a learned forget gate (NFG, CIFG) only the input bias is set, from
-    the same draw; where it lacks an input gate (NIG) only the forget bias. Returns ``layer``.
+    LSTM: b_f = log(U(1, max_lag - 1)), b_i = -b_f (in bias_ih; bias_hh's i and f blocks set to
+    0). Where the variant lacks a learned forget gate (NFG, CIFG) only the input bias is set, from
+    the same draw; where it lacks an input gate (NIG) only the forget bias.
+    GRU (h_t = (1 - z_t) n_t + z_t h_{t-1}): the update gate plays the forget gate's part, so
+    b_z = log(U(1, max_lag - 1)). Returns ``layer``.
     """
-    if not isinstance(layer, LSTM):
-        raise TypeError(f"chrono initialisation is for lstmlab.LSTM layers, got "
+    if not isinstance(layer, (LSTM, GRU)):
+        raise TypeError(f"chrono initialisation is for lstmlab.LSTM and GRU layers, got "
                         f"{type(layer).__name__}")
     if not layer.bias:
         raise ValueError("chrono initialisation sets gate biases; this layer has bias=False")
     if max_lag < 3:
         raise ValueError(f"max_lag must be at least 3 (u is drawn from [1, max_lag - 1]), got "
                          f"{max_lag}")
-    gates, h = layer.spec.gates, layer.hidden_size
+    h = layer.hidden_size
+    if isinstance(layer, LSTM):
+        gates = layer.spec.gates
+        holds, writes = "f", "i"
+    else:
+        gates = ("r", "z", "n")
+        holds, writes = "z", None
     with torch.no_grad():
         for layer_index in range(layer.num_layers):
             for reverse in (False, True)[: layer.num_directions]:
                 w = layer.weights(layer_index, reverse)
                 u = torch.empty(h, dtype=torch.float64).uniform_(1, max_lag - 1,
                                                                  generator=generator)
-                forget = torch.log(u).to(w["bias_ih"].dtype)
-                for gate, value in (("f", forget), ("i", -forget)):
+                timescale = torch.log(u).to(w["bias_ih"].dtype)
+                for gate, value in ((holds, timescale), (writes, -timescale)):
                     if gate in gates:
                         block = slice(gates.index(gate) * h, (gates.index(gate) + 1) * h)
                         w["bias_ih"][block] = value
