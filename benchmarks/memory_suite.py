@@ -91,7 +91,7 @@ def collect(results: Path = RESULTS) -> Path:
             continue
         data = json.loads(path.read_text())
         fields = set(Summary.__dataclass_fields__)
-        cmd = data["settings"].get("command") or ""
+        cmd = (data["settings"].get("command") or "").replace(f"{Path.cwd()}/", "")
         for s in data["summary"]:
             row = _row(Summary(**{k: v for k, v in s.items() if k in fields}))
             flag = " (interrupted)" if data.get("interrupted") else ""
