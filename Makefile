@@ -18,7 +18,7 @@ $(STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lstmlab demo
+	$(VENV)/bin/lstmlab memory --quick
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

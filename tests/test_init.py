@@ -6,7 +6,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmlab import GRU, LSTM, RNN
-from lstmlab.experiments.remember import remember_first_batch
 from lstmlab.init import chrono_
 
 
@@ -32,6 +31,14 @@ def test_chrono_errors():
         chrono_(LSTM(3, 4), 2)
     with pytest.raises(ValueError, match="bias=False"):
         chrono_(LSTM(3, 4, bias=False), 10)
+
+
+def remember_first_batch(batch, lag, symbols, generator):
+    """Step 0: one of ``symbols`` symbols (one-hot); then ``lag`` steps of one-hot noise on
+    separate lines. Inputs (lag + 1, B, 2 * symbols), targets (B,) the first symbol."""
+    target = torch.randint(symbols, (batch,), generator=generator)
+    noise = torch.randint(symbols, (lag, batch), generator=generator) + symbols
+    return F.one_hot(torch.cat([target.unsqueeze(0), noise]), 2 * symbols).float(), target
 
 
 def _remember_accuracy(chrono: bool) -> float:
