@@ -269,19 +269,8 @@ def initialise(model: SequenceModel, init: str, max_lag: int,
         return model
     if init != "chrono":
         raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
-    max_lag = max(3, max_lag)
-    if isinstance(layer, LSTM):
-        chrono_(layer, max_lag, generator)
-    elif isinstance(layer, GRU):  # h = (1 - z) n + z h_prev: a positive z bias keeps the state
-        h = layer.hidden_size
-        with torch.no_grad():
-            for k in range(layer.num_layers):
-                for reverse in (False, True)[: layer.num_directions]:
-                    w = layer.weights(k, reverse)
-                    u = torch.empty(h, dtype=torch.float64).uniform_(1, max_lag - 1,
-                                                                     generator=generator)
-                    w["bias_ih"][h:2 * h] = torch.log(u).to(w["bias_ih"].dtype)
-                    w["bias_hh"][h:2 * h] = 0.0
+    if isinstance(layer, (LSTM, GRU)):  # a plain RNN has no gate to initialise
+        chrono_(layer, max(3, max_lag), generator)
     return model
 
 
