@@ -30,11 +30,13 @@ def _max_diff(a, b):
     return (a - b).abs().max().item()
 
 
+@pytest.mark.parametrize("path", ["loop", "auto"])
 @pytest.mark.parametrize("kind", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize(("num_layers", "bidirectional", "batch_first", "with_state"), CONFIGS,
                          ids=CONFIG_IDS)
-def test_equals_torch_nn(kind, num_layers, bidirectional, batch_first, with_state):
-    """NP LSTM, GRU and RNN give nn's outputs, final states and parameter gradients (<= 1e-5)."""
+def test_equals_torch_nn(kind, num_layers, bidirectional, batch_first, with_state, path):
+    """NP LSTM, GRU and RNN give nn's outputs, final states and parameter gradients (<= 1e-5),
+    on the reference loop and on the path a layer picks by itself (native)."""
     g = torch.Generator().manual_seed(1)
     torch.manual_seed(0)
     args = dict(num_layers=num_layers, bidirectional=bidirectional, batch_first=batch_first)
@@ -49,7 +51,8 @@ def test_equals_torch_nn(kind, num_layers, bidirectional, batch_first, with_stat
     state = _initial(kind[:4].rstrip("_"), num_layers, 2 if bidirectional else 1, B, g) \
         if with_state else None
     out_ref, state_ref = ref(x, state)
-    out, state_ours = ours(x, state)
+    with lstmlab.kernels.use(path):
+        out, state_ours = ours(x, state)
     assert out.shape == out_ref.shape
     assert _max_diff(out, out_ref) <= 1e-5
     assert _max_diff(state_ours, state_ref) <= 1e-5
@@ -204,7 +207,8 @@ def test_gradcheck(variant):
         return out, h, c
 
     inputs = (x, h0, c0, *[p.detach().clone().requires_grad_() for p in layer.parameters()])
-    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
+    with lstmlab.kernels.use("loop"):  # the reference; tests/test_kernels.py checks the others
+        assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("gradcheck_kind", ["gru", "rnn"])
@@ -218,7 +222,8 @@ def test_gradcheck_gru_rnn(gradcheck_kind):
         return torch.func.functional_call(layer, dict(zip(names, ps, strict=True)), (x,))[0]
 
     ps = [p.detach().clone().requires_grad_() for p in layer.parameters()]
-    assert torch.autograd.gradcheck(f, (x, *ps), eps=1e-6, atol=1e-6)
+    with lstmlab.kernels.use("loop"):
+        assert torch.autograd.gradcheck(f, (x, *ps), eps=1e-6, atol=1e-6)
 
 
 def _layers_for_lengths():
@@ -232,8 +237,14 @@ def _layers_for_lengths():
     yield "rnn", RNN(I, H, **kw)
 
 
+@pytest.mark.parametrize("path", ["loop", "auto"])
 @pytest.mark.parametrize(("name", "layer"), list(_layers_for_lengths()))
-def test_lengths_equal_running_each_sequence_alone(name, layer):
+def test_lengths_equal_running_each_sequence_alone(name, layer, path):
+    with lstmlab.kernels.use(path):
+        _check_lengths_equal_alone(name, layer)
+
+
+def _check_lengths_equal_alone(name, layer):
     g = torch.Generator().manual_seed(8)
     lengths = [5, 2, 4]
     x = torch.randn(T, B, I, generator=g)
