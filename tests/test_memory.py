@@ -16,13 +16,7 @@ from lstmlab.experiments.memory import Budget, LearnerConfig, build_model, train
 from lstmlab.tasks import StreakRule, make_task
 from lstmlab.tasks.memory import InternTask
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -- weight guessing ---------------------------------------------------------------------------

@@ -31,13 +31,7 @@ from lstmlab.tasks.memory import (
 B = 64
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensor ops are faster on one thread (and the test machine is shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -22,6 +22,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 _COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "guess": "tab:gray"}
 
 
+
+def _save(fig, path: Path) -> Path:
+    """Lay out, write and close a figure; returns its path."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
 def colour(model: str) -> str | None:
     """A stable colour per learner kind (rnn red, lstm blue, gru green, guess grey)."""
     return _COLOURS.get(model) or _COLOURS.get(model.split(":")[0])
@@ -66,10 +74,7 @@ def learning_curves(results: Sequence[Any], path: str | Path, metric: str = "acc
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
@@ -102,10 +107,7 @@ def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") -> Path:
@@ -140,7 +142,4 @@ def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") 
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     axes.flat[0].set_ylabel("gradient norm (mean over sequences)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
