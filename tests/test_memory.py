@@ -65,7 +65,8 @@ def test_stopping_rule_and_sequence_count(monkeypatch, task_class):
                          budget=Budget(sequences=320), test_size=64)
     if task_class is _AlwaysRight:  # the 100th sequence completes the streak, in batch 4
         assert result.solved and result.stopped_by == "criterion"
-        assert result.sequences_to_success == 100 and result.sequences == 128
+        assert result.sequences_to_criterion == 100 and result.sequences == 128
+        assert result.sequences_to_success == 0  # learned before the streak's first sequence
     else:
         assert not result.solved and result.stopped_by == "max_sequences"
         assert result.sequences_to_success is None and result.sequences == 320
@@ -92,6 +93,34 @@ def test_interrupt_keeps_what_was_measured(tmp_path):
     paths = write_report(result, tmp_path)
     assert json.loads((tmp_path / "results.json").read_text())["interrupted"] is True
     assert all(p.exists() for p in paths)
+
+
+# -- the head's prior --------------------------------------------------------------------------
+
+def test_head_bias_starts_at_each_outputs_prior():
+    task = make_task("lag", 20, variant="2b")  # 21 outputs; only x and y are ever a target
+    net = build_model(task, "lstm", LearnerConfig(hidden=4), seed=0)
+    p = torch.sigmoid(net.head.bias)
+    assert torch.equal(net.head.bias, suite.output_prior_logits(task))
+    assert abs(p[0] - 0.5) < 0.1 and abs(p[0] + p[1] - 1) < 1e-6  # x|y half the time each
+    assert torch.allclose(p[2:], torch.full((19,), 0.01))       # never a target: clamped
+    plain = build_model(task, "lstm", LearnerConfig(hidden=4, head_init="default"), seed=0)
+    assert plain.head.bias.abs().max() <= 0.5  # torch.nn's U(-1/sqrt(H), 1/sqrt(H))
+    intern = make_task("intern", 5)  # cross-entropy outputs keep torch.nn's initialisation
+    assert torch.equal(build_model(intern, "lstm", LearnerConfig(hidden=4), 0).head.bias,
+                       build_model(intern, "lstm", LearnerConfig(hidden=4, head_init="default"),
+                                   0).head.bias)
+    with pytest.raises(ValueError, match="head_init must be one of"):
+        LearnerConfig(head_init="zeros")
+
+
+def test_lstm_learns_lag_2b_and_counts_before_the_streak():
+    result = train_trial("lag", {"variant": "2b"}, 40, "lstm", seed=0,
+                         config=LearnerConfig(hidden=16), budget=Budget(sequences=25_000),
+                         test_size=256)
+    assert result.solved and result.test_errors == 0
+    assert result.sequences_to_criterion == result.sequences_to_success + 10_000
+    assert result.sequences_to_success < 8_000
 
 
 # -- end to end ----------------------------------------------------------------------------------

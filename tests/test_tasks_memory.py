@@ -738,6 +738,7 @@ def test_streak_rule_across_batches():
     assert not rule.update(bools("11"), errs(2))     # 4 in a row
     assert rule.update(bools("1110"), errs(4))      # 5th in a row is the first of this batch
     assert rule.satisfied_at == 3 + 4 + 2 + 1 and rule.sequences == 13
+    assert rule.learned_at == 10 - 5  # sequences before the streak began (it began at the 6th)
     assert rule.update(bools("0"), errs(1)) and rule.satisfied_at == 10  # stays done
 
 

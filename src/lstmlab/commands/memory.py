@@ -97,6 +97,9 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", choices=("chrono", "default"), default="chrono",
                    help="gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018, "
                         "default) or the layer default (forget bias 1)")
+    p.add_argument("--head-init", choices=("prior", "default"), default="prior",
+                   help="the head's bias, for tasks with logistic outputs: each output's "
+                        "log-odds prior (default) or torch.nn's initialisation")
     p.add_argument("--loss", choices=("task", "bce"), default="task",
                    help="what is minimised: the task's own loss (default) or, for tasks with "
                         "logistic outputs, binary cross-entropy (success is judged by the task's "
@@ -109,7 +112,7 @@ def _learner_config(args: argparse.Namespace, **extra: Any):
     from lstmlab.experiments.memory import LearnerConfig
 
     return LearnerConfig(hidden=args.hidden, batch=args.batch, lr=args.lr, init=args.init,
-                         loss=args.loss, **extra)
+                         head_init=args.head_init, loss=args.loss, **extra)
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -144,7 +147,8 @@ def memory(args: argparse.Namespace) -> None:
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {trials} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
-                  f"{config.lr:g}, init {config.init}, loss {config.loss}; "
+                  f"{config.lr:g}, init {config.init}, head {config.head_init}, "
+                  f"loss {config.loss}; "
                   f"{torch.get_num_threads()} thread(s)")
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
@@ -172,6 +176,8 @@ def memory(args: argparse.Namespace) -> None:
         progress.advance(state["bar"])
         verdict = "[green]solved[/]" if result.solved else f"[red]{result.stopped_by}[/]"
         at = f" at {result.sequences_to_success:,} sequences" if result.solved else ""
+        if result.solved and result.sequences_to_criterion != result.sequences_to_success:
+            at += f" (criterion held at {result.sequences_to_criterion:,})"
         guesses = f" ({result.trials:,} guesses)" if result.trials is not None else ""
         tests = (f", {result.test_errors:,}/{result.test_size:,} test errors"
                  if result.test_errors is not None else "")

@@ -106,6 +106,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     return TrialResult(
         task=task.title, name=name, options=dict(options), lag=task.lag, model=GUESS, seed=seed,
         solved=solved, sequences=sequences, sequences_to_success=sequences if solved else None,
+        sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,
         trials=guesses, reference_sequences=task.reference_sequences,
         note=f"{config.guess_model} H={config.guess_hidden}, weights in "

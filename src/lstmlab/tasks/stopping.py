@@ -61,9 +61,12 @@ class StoppingRule:
         sequences: training sequences fed so far.
         satisfied_at: the training sequence (1-based count) at which the criterion first held, or
             None. For test rules it is the number of training sequences seen at the passing check.
+        proof: training sequences the rule needs after the task is learned to confirm it (a
+            streak's length; 0 for the others); ``learned_at`` leaves them out.
     """
 
     needs_test: bool = False
+    proof: int = 0
     test_size: int | None = None
     test_interval: int = 1000
 
@@ -71,6 +74,12 @@ class StoppingRule:
         self.sequences = 0
         self.satisfied_at: int | None = None
         self._last_check = 0
+
+    @property
+    def learned_at(self) -> int | None:
+        """Training sequences seen before the confirming run began: ``satisfied_at - proof``
+        (None while unsatisfied). For a streak rule, the sequences before the streak."""
+        return None if self.satisfied_at is None else self.satisfied_at - self.proof
 
     @property
     def done(self) -> bool:
@@ -118,7 +127,7 @@ class StreakRule(StoppingRule):
         if length < 1:
             raise ValueError(f"streak length must be >= 1, got {length}")
         super().__init__()
-        self.length = length
+        self.length = self.proof = length
         self.streak = 0  # correct sequences in a row at the end of what was fed
 
     def _scan(self, correct: Tensor, error: Tensor) -> int | None:

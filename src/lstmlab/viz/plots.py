@@ -65,7 +65,7 @@ def learning_curves(results: Sequence[Any], path: str | Path, metric: str = "acc
             ax.plot(xs, ys, color=colour(model), alpha=0.8, lw=1,
                     label=None if model in labelled else model)
             labelled.add(model)
-            if _get(r, "solved") and _get(r, "sequences_to_success"):
+            if _get(r, "solved") and _get(r, "sequences_to_success") is not None:
                 ax.plot([_get(r, "sequences_to_success")], [ys[-1]], "o", color=colour(model))
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("training sequences")
