@@ -178,6 +178,7 @@ def test_reference_setups_build_and_carry_figures():
     assert figures[("adding", "adding (T = 100)")] == 74_000
     assert figures[("adding", "adding (T = 1000)")] == 853_000
     assert figures[("lag", "lag 2a (p = 100)")] == 5_040
+    assert figures[("reber", "reber (max length = 64)")] == 8_440
     assert figures[("lag", "lag 2c (q = 500, p = 500)")] == 38_000
     assert figures[("two_sequence", "two_sequence 3a (T = 100, N = 1)")] == 58_370
     assert figures[("temporal_order", "temporal_order 6b (T = 100)")] == 571_100
