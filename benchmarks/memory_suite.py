@@ -50,6 +50,8 @@ ENTRIES: list[tuple[str, str, str]] = [
     ("6b", "lstm", "temporal_order:6b --models lstm --budget 571100"),
     ("adding-500", "lstm", "adding --lag 500 --models lstm --budget 209000"),
     ("lag-2c-1000", "lstm", "lag:2c --lag 1000 --models lstm --budget 59000"),
+    # more seeds of the same, run apart (--trials 2): each trial takes ~11 minutes here
+    ("lag-2c-1000-more", "lstm", "lag:2c --lag 1000 --models lstm --budget 59000 --seed 1"),
     # 2a/2b: 101 logistic outputs, 99 of them (2b) or all but one (2a) 0 at almost every step;
     # the head's bias starts at each output's prior (LearnerConfig.head_init). The lag tasks
     # count the sequences before their 10,000-in-a-row streak, as the paper does.
