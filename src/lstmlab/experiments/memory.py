@@ -280,9 +280,15 @@ def check_model(name: str) -> str:
     return kind
 
 
-def longest_sequence(task: MemoryTask, seed: int = 0) -> int:
-    """T_max for chrono initialisation: the longest of 256 sequences drawn from the task."""
-    return int(task.sample(256, torch.Generator().manual_seed(seed)).lengths.max())
+def probe(task: MemoryTask, sequences: int = 256, seed: int = 0) -> Batch:
+    """The fixed sample a learner's initialisation reads the task from (``build_model`` draws it
+    once: for lag 2c at q=1000 it is a gigabyte of one-hot inputs)."""
+    return task.sample(sequences, torch.Generator().manual_seed(seed))
+
+
+def longest_sequence(task: MemoryTask, sample: Batch | None = None) -> int:
+    """T_max for chrono initialisation: the longest sequence of ``sample`` (default ``probe``)."""
+    return int((probe(task) if sample is None else sample).lengths.max())
 
 
 def initialise(model: SequenceModel, init: str, max_lag: int,
@@ -305,17 +311,19 @@ def build_model(task: MemoryTask, model: str, config: LearnerConfig, seed: int) 
     net = SequenceModel(model, task.input_size, task.output_size, config.hidden,
                         forget_bias=forget_bias)
     net.recurrent.kernel = config.kernel
-    initialise(net, config.init, longest_sequence(task), torch.Generator().manual_seed(seed + 7919))
+    sample = probe(task)
+    initialise(net, config.init, longest_sequence(task, sample),
+               torch.Generator().manual_seed(seed + 7919))
     if config.head_init == "prior" and task.loss_kind == "mse_sigmoid":
         with torch.no_grad():
-            net.head.bias.copy_(output_prior_logits(task))
+            net.head.bias.copy_(output_prior_logits(task, sample))
     return net
 
 
-def output_prior_logits(task: MemoryTask, sequences: int = 256, seed: int = 0) -> torch.Tensor:
-    """(O,) log-odds of each output's mean target over the scored steps of ``sequences`` drawn
-    with a fixed seed, the mean clamped to [0.01, 0.99] (an output never 1 starts at 0.01)."""
-    batch = task.sample(sequences, torch.Generator().manual_seed(seed))
+def output_prior_logits(task: MemoryTask, sample: Batch | None = None) -> torch.Tensor:
+    """(O,) log-odds of each output's mean target over the scored steps of ``sample`` (default
+    ``probe``), the mean clamped to [0.01, 0.99] (an output never 1 starts at 0.01)."""
+    batch = probe(task) if sample is None else sample
     prior = task.target_vectors(batch)[batch.mask].mean(0).clamp(0.01, 0.99)
     return torch.log(prior / (1 - prior))
 

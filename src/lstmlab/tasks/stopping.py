@@ -127,8 +127,13 @@ class StreakRule(StoppingRule):
         if length < 1:
             raise ValueError(f"streak length must be >= 1, got {length}")
         super().__init__()
-        self.length = self.proof = length
+        self.length = length
         self.streak = 0  # correct sequences in a row at the end of what was fed
+
+    @property
+    def proof(self) -> int:
+        """The streak itself confirms the task was learned."""
+        return self.length
 
     def _scan(self, correct: Tensor, error: Tensor) -> int | None:
         n = correct.numel()

@@ -22,13 +22,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 _COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "guess": "tab:gray"}
 
 
-
 def _save(fig, path: Path) -> Path:
     """Lay out, write and close a figure; returns its path."""
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
 
 def colour(model: str) -> str | None:
     """A stable colour per learner kind (rnn red, lstm blue, gru green, guess grey)."""
