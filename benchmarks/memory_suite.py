@@ -79,13 +79,13 @@ def command(args: str, trials: int, out: Path, minutes: float) -> list[str]:
     """An entry's own --minutes (after the default) wins. ``out`` relative to the current folder
     where it lies below it (the command is recorded in results.json)."""
     out = Path(os.path.relpath(out)) if out.is_relative_to(Path.cwd()) else out
-    return ["memory", "--trials", str(trials), "--minutes", f"{minutes:g}", "--out", str(out),
+    return ["memory", "--seeds", str(trials), "--minutes", f"{minutes:g}", "--out", str(out),
             *shlex.split(args)]
 
 
 def collect(results: Path = RESULTS) -> Path:
     """One Markdown table of every entry's results.json, with its command."""
-    from lstmlab.experiments.memory import Summary
+    from lstmlab.experiments.memory_suite import Summary
     from lstmlab.experiments.memory_report import COLUMNS, _row
 
     lines = ["# Memory suite goals: measured", "",
@@ -101,6 +101,7 @@ def collect(results: Path = RESULTS) -> Path:
         fields = set(Summary.__dataclass_fields__)
         cmd = (data["settings"].get("command") or "").replace(f"{Path.cwd()}/", "")
         for s in data["summary"]:
+            s.setdefault("seeds", s.get("trials"))  # results written before the rename
             row = _row(Summary(**{k: v for k, v in s.items() if k in fields}))
             flag = " (interrupted)" if data.get("interrupted") else ""
             lines.append("| " + " | ".join(row) + f" | `{cmd}`{flag} |")

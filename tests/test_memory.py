@@ -9,10 +9,13 @@ import pytest
 import torch
 
 from lstmlab.cli import main
-from lstmlab.experiments import memory as suite
+from lstmlab.experiments import learner
+from lstmlab.experiments import memory_suite as suite
 from lstmlab.experiments.gradients import by_distance, gradient_flow, state_gradients
 from lstmlab.experiments.guessing import guess_trial
-from lstmlab.experiments.memory import Budget, LearnerConfig, build_model, train_trial
+from lstmlab.experiments.learner import train_trial
+from lstmlab.experiments.memory_trial import Budget, LearnerConfig
+from lstmlab.models.memory import build_memory_model, output_prior_logits
 from lstmlab.tasks import StreakRule, make_task
 from lstmlab.tasks.memory import InternTask
 
@@ -23,18 +26,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_guessing_solves_latch():
     config = LearnerConfig(guess_set=64, guess_hidden=1)
-    result = guess_trial("latch", {}, 20, seed=0, config=config, budget=Budget(trials=5000))
+    result = guess_trial("latch", {}, 20, seed=0, config=config, budget=Budget(guesses=5000))
     assert result.solved and result.stopped_by == "criterion"
-    assert 1 <= result.trials < 5000
-    assert result.sequences == result.sequences_to_success == result.trials * 64
+    assert 1 <= result.guesses < 5000
+    assert result.sequences == result.sequences_to_success == result.guesses * 64
     assert result.test_size == 2560 and result.test_errors <= 26  # the >= 99% acceptance holds
 
 
-def test_guessing_counts_trials_within_budget():
+def test_guessing_counts_guesses_within_budget():
     config = LearnerConfig(guess_set=32)
-    result = guess_trial("adding", {}, 20, seed=0, config=config, budget=Budget(trials=40))
-    assert not result.solved and result.stopped_by == "max_trials"
-    assert result.trials == 40 and result.sequences == 40 * 32
+    result = guess_trial("adding", {}, 20, seed=0, config=config, budget=Budget(guesses=40))
+    assert not result.solved and result.stopped_by == "max_guesses"
+    assert result.guesses == 40 and result.sequences == 40 * 32
     assert result.sequences_to_success is None
 
 
@@ -59,7 +62,7 @@ class _AlwaysWrong(_AlwaysRight):
 
 @pytest.mark.parametrize("task_class", [_AlwaysRight, _AlwaysWrong])
 def test_stopping_rule_and_sequence_count(monkeypatch, task_class):
-    monkeypatch.setattr(suite, "make_task", lambda name, lag, **o: task_class(lag))
+    monkeypatch.setattr(learner, "make_task", lambda name, lag, **o: task_class(lag))
     config = LearnerConfig(hidden=4, batch=32, log_every=1)
     result = train_trial("intern", {}, 3, "lstm", seed=0, config=config,
                          budget=Budget(sequences=320), test_size=64)
@@ -84,8 +87,8 @@ def test_interrupt_keeps_what_was_measured(tmp_path):
 
     runs = suite.plan(["intern"], ["guess", "lstm"], [3])
     config = LearnerConfig(hidden=4, log_every=1, guess_set=16)
-    result = suite.run_suite(runs, trials=1, config=config,
-                             budget=Budget(sequences=10_000, trials=3), listener=listener)
+    result = suite.run_suite(runs, seeds=1, config=config,
+                             budget=Budget(sequences=10_000, guesses=3), listener=listener)
     assert result.interrupted
     assert [r.model for r in result.results] == ["guess", "lstm"]
     assert result.results[-1].stopped_by == "interrupt" and result.results[-1].sequences == 64
@@ -99,17 +102,17 @@ def test_interrupt_keeps_what_was_measured(tmp_path):
 
 def test_head_bias_starts_at_each_outputs_prior():
     task = make_task("lag", 20, variant="2b")  # 21 outputs; only x and y are ever a target
-    net = build_model(task, "lstm", LearnerConfig(hidden=4), seed=0)
+    net = build_memory_model(task, "lstm", 4, seed=0)
     p = torch.sigmoid(net.head.bias)
-    assert torch.equal(net.head.bias, suite.output_prior_logits(task))
+    assert torch.equal(net.head.bias, output_prior_logits(task))
     assert abs(p[0] - 0.5) < 0.1 and abs(p[0] + p[1] - 1) < 1e-6  # x|y half the time each
     assert torch.allclose(p[2:], torch.full((19,), 0.01))       # never a target: clamped
-    plain = build_model(task, "lstm", LearnerConfig(hidden=4, head_init="default"), seed=0)
+    plain = build_memory_model(task, "lstm", 4, head_init="default", seed=0)
     assert plain.head.bias.abs().max() <= 0.5  # torch.nn's U(-1/sqrt(H), 1/sqrt(H))
     intern = make_task("intern", 5)  # cross-entropy outputs keep torch.nn's initialisation
-    assert torch.equal(build_model(intern, "lstm", LearnerConfig(hidden=4), 0).head.bias,
-                       build_model(intern, "lstm", LearnerConfig(hidden=4, head_init="default"),
-                                   0).head.bias)
+    default = build_memory_model(intern, "lstm", 4, head_init="default", seed=0)
+    assert torch.equal(build_memory_model(intern, "lstm", 4, seed=0).head.bias,
+                       default.head.bias)
     with pytest.raises(ValueError, match="head_init must be one of"):
         LearnerConfig(head_init="zeros")
 
@@ -127,7 +130,7 @@ def test_lstm_learns_lag_2b_and_counts_before_the_streak():
 
 def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["memory", "intern", "--lag", "5", "--models", "lstm,guess", "--trials", "1",
+    code = main(["memory", "intern", "--lag", "5", "--models", "lstm,guess", "--seeds", "1",
                  "--budget", "30000", "--minutes", "1", "--test-size", "512", "--hidden", "16",
                  "--out", str(out)])
     assert code == 0
@@ -151,9 +154,8 @@ def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
 def test_gradient_flow_shapes_and_lstm_beats_rnn():
     task = make_task("intern", 40)
     batch = task.fixed_set(16, seed=3)
-    config = LearnerConfig(hidden=16)
-    rnn = build_model(task, "rnn", config, seed=0)
-    lstm = build_model(task, "lstm", config, seed=0)
+    rnn = build_memory_model(task, "rnn", 16, seed=0)
+    lstm = build_memory_model(task, "lstm", 16, seed=0)
     h, c = state_gradients(rnn, task, batch)
     assert h.shape == (42, 16) and c is None
     h, c = state_gradients(lstm, task, batch)
@@ -184,9 +186,11 @@ def test_gradients_command_writes_the_plot(tmp_path):
     (["memory", "nosuchtask"], "unknown memory task 'nosuchtask'; valid names: intern"),
     (["memory", "intern", "--models", "lstm,transformer"], "unknown model 'transformer'"),
     (["memory", "temporal_order", "--lag", "5"], "lag 5 is too short; the minimum is 20"),
-    (["memory", "intern", "--budget", "-5"], "--budget must be a positive number"),
-    (["memory", "intern", "--minutes", "0"], "--minutes must be positive"),
-    (["memory", "intern", "--trials", "0"], "--trials must be at least 1"),
+    (["memory", "intern", "--budget", "-5"], "argument --budget: must be a positive integer"),
+    (["memory", "intern", "--minutes", "0"], "argument --minutes: must be a positive number"),
+    (["memory", "intern", "--seeds", "0"], "argument --seeds/--trials: must be a positive"),
+    (["memory", "intern", "--hidden", "abc"], "argument --hidden: must be a positive integer, "
+                                              "got 'abc'"),
     (["memory", "lag:2d"], "variant"),
     (["gradients", "adding", "--models", "guess"], "gradient learners"),
     (["gradients", "adding", "--lag", "3"], "too short"),
@@ -210,7 +214,7 @@ def test_plan_checks_everything_up_front():
 
 
 def test_bce_training_loss_for_logistic_outputs():
-    from lstmlab.experiments.memory import training_loss
+    from lstmlab.models.losses import training_loss
 
     task = make_task("temporal_order", 20)
     batch = task.sample(4, torch.Generator().manual_seed(0))

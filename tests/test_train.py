@@ -8,11 +8,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from lstmlab import LSTM
+from lstmlab.tasks import Batch
 from lstmlab.train import (
+    Callback,
     CheckpointError,
+    EarlyStopping,
+    Every,
     StepOutput,
+    StopWhen,
     TrainConfig,
     Trainer,
+    Validation,
     load_checkpoint,
     save_checkpoint,
 )
@@ -28,17 +34,22 @@ class LastStep(nn.Module):
         return self.head(self.rnn(x)[0][-1])
 
 
-def make_step(model, generator, batch=16, lag=6):
-    """Remember which of two symbols came first, across ``lag`` blank steps."""
-    def step():
+def remember_first(generator, batch=16, lag=6):
+    """Batches of a task: remember which of two symbols came first, across ``lag`` blanks."""
+    while True:
         y = torch.randint(2, (batch,), generator=generator)
         x = torch.zeros(lag + 1, batch, 4)
         x[0, torch.arange(batch), y] = 1.0
         x[1:, :, 3] = 1.0
-        logits = model(x)
-        accuracy = (logits.argmax(1) == y).float().mean().item()
-        return StepOutput(F.cross_entropy(logits, y), batch, metrics={"accuracy": accuracy})
-    return step
+        yield Batch(x, y.expand(lag + 1, batch))
+
+
+def classify_last(model, batch):
+    logits = model(batch.inputs)
+    y = batch.targets[-1]
+    accuracy = (logits.argmax(1) == y).float().mean().item()
+    return StepOutput(F.cross_entropy(logits, y), batch.batch_size,
+                      metrics={"accuracy": accuracy})
 
 
 def test_learns_and_counts_sequences_exactly():
@@ -46,7 +57,7 @@ def test_learns_and_counts_sequences_exactly():
     model = LastStep()
     trainer = Trainer(model, TrainConfig(lr=3e-2, max_sequences=16 * 60, progress=False,
                                          log_every=10))
-    result = trainer.run(make_step(model, torch.Generator().manual_seed(0)))
+    result = trainer.run(classify_last, remember_first(torch.Generator().manual_seed(0)))
     assert result.stopped_by == "max_sequences"
     assert result.state.sequences == 960 and result.state.step == 60
     assert len(result.history) == 6
@@ -54,38 +65,71 @@ def test_learns_and_counts_sequences_exactly():
     assert result.history[-1]["accuracy"] > 0.95
 
 
-def test_hook_stops_and_steps_budget():
+def test_callback_stops_and_steps_budget():
     torch.manual_seed(1)
     model = LastStep()
     trainer = Trainer(model, TrainConfig(max_steps=50, progress=False))
-    result = trainer.run(make_step(model, torch.Generator().manual_seed(1)),
-                         on_step=lambda t, out: t.state.sequences >= 48)
-    assert result.stopped_by == "hook" and result.state.sequences == 48
+    seen = []
+    result = trainer.run(classify_last, remember_first(torch.Generator().manual_seed(1)),
+                         callbacks=[Every(2, lambda t: seen.append(t.state.step)),
+                                    StopWhen(lambda: trainer.state.sequences >= 48)])
+    assert result.stopped_by == "callback" and result.state.sequences == 48
+    assert seen == [2]
     trainer = Trainer(model, TrainConfig(max_steps=5, progress=False))
-    assert trainer.run(make_step(model, torch.Generator())).state.step == 5
+    assert trainer.run(classify_last, remember_first(torch.Generator())).state.step == 5
+
+
+def test_batches_running_out_end_the_run():
+    model = LastStep()
+    data = remember_first(torch.Generator().manual_seed(5))
+    three = [next(data) for _ in range(3)]
+    result = Trainer(model, TrainConfig(progress=False)).run(classify_last, three)
+    assert result.stopped_by == "batches" and result.state.step == 3
 
 
 def test_interrupt_returns_what_was_reached():
     torch.manual_seed(2)
     model = LastStep()
-    inner = make_step(model, torch.Generator().manual_seed(2))
     calls = []
 
-    def step():
+    def step(model, batch):
         calls.append(1)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return inner()
+        return classify_last(model, batch)
 
-    result = Trainer(model, TrainConfig(progress=False)).run(step)
+    ended = []
+
+    class Ended(Callback):
+        def on_end(self, trainer, result):
+            ended.append(result.stopped_by)
+
+    result = Trainer(model, TrainConfig(progress=False)).run(
+        step, remember_first(torch.Generator().manual_seed(2)), callbacks=[Ended()])
     assert result.stopped_by == "interrupt" and result.state.step == 3
+    assert ended == ["interrupt"]
+
+
+def test_validation_keeps_the_best_and_early_stopping_stops():
+    model = LastStep()
+    values = iter([3.0, 2.0, 2.5, 2.4, 2.6, 1.0])
+    best = []
+    validation = Validation(lambda m: next(values), every=2,
+                            on_best=lambda t, v: best.append((t.state.step, v)))
+    result = Trainer(model, TrainConfig(progress=False, max_steps=100)).run(
+        classify_last, remember_first(torch.Generator().manual_seed(6)),
+        callbacks=[validation, EarlyStopping(validation, patience=3)])
+    assert best == [(2, 3.0), (4, 2.0)]
+    assert result.stopped_by == "callback" and result.state.step == 10
+    assert [r["valid"] for r in validation.records] == [3.0, 2.0, 2.5, 2.4, 2.6]
 
 
 def test_non_finite_loss_is_a_clear_error():
     model = LastStep()
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         Trainer(model, TrainConfig(progress=False, max_steps=3)).run(
-            lambda: StepOutput(torch.tensor(float("nan"), requires_grad=True), 1))
+            lambda m, b: StepOutput(torch.tensor(float("nan"), requires_grad=True), 1),
+            remember_first(torch.Generator()))
 
 
 def test_resume_gives_the_same_weights(tmp_path):
@@ -96,23 +140,20 @@ def test_resume_gives_the_same_weights(tmp_path):
         torch.manual_seed(3)
         return LastStep()
 
-    def step_with_dropout(model, generator):
-        inner = make_step(model, generator)
-
-        def step():  # consumes torch's global RNG, so the RNG state must be restored too
-            out = inner()
-            out.loss = out.loss + 1e-3 * torch.randn(()).abs()
-            return out
-        return step
+    def noisy_step(model, batch):  # consumes torch's global RNG: its state must be restored
+        out = classify_last(model, batch)
+        out.loss = out.loss + 1e-3 * torch.randn(()).abs()
+        return out
 
     model = fresh()
     straight = Trainer(model, config)
-    straight.run(step_with_dropout(model, torch.Generator().manual_seed(4)))
+    straight.run(noisy_step, remember_first(torch.Generator().manual_seed(4)))
 
     model = fresh()
     gen = torch.Generator().manual_seed(4)
     first = Trainer(model, config)
-    first.run(step_with_dropout(model, gen), on_step=lambda t, o: t.state.step == 5)
+    first.run(noisy_step, remember_first(gen),
+              callbacks=[StopWhen(lambda: first.state.step == 5)])
     first.save(tmp_path, "last", meta={"data": gen.get_state().tolist()})
 
     model = fresh()
@@ -122,11 +163,21 @@ def test_resume_gives_the_same_weights(tmp_path):
     resumed.restore(tensors, meta)
     gen = torch.Generator()
     gen.set_state(torch.tensor(meta["data"], dtype=torch.uint8))
-    result = resumed.run(step_with_dropout(model, gen))
+    result = resumed.run(noisy_step, remember_first(gen))
     assert result.state.step == 12
     for a, b in zip(straight.model.parameters(), model.parameters(), strict=True):
         assert torch.equal(a, b)
     assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+
+
+def test_batch_shards_cover_every_row_once():
+    x = torch.arange(2 * 7 * 3, dtype=torch.float).reshape(2, 7, 3)
+    batch = Batch(x, torch.zeros(2, 7, dtype=torch.long), extras={"id": torch.arange(7)})
+    ids = torch.cat([batch.shard(r, 3).extras["id"] for r in range(3)])
+    assert ids.tolist() == list(range(7))
+    assert [batch.shard(r, 3).batch_size for r in range(3)] == [3, 2, 2]
+    with pytest.raises(ValueError, match="8 processes cannot share a batch of 7 rows"):
+        batch.shard(0, 8)
 
 
 def test_checkpoint_errors(tmp_path):

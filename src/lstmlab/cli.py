@@ -23,7 +23,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, or a bad option (argparse has said what was wrong)
+        return int(stop.code or 0)
     try:
         args.run(args)
     except KeyboardInterrupt:

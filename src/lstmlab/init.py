@@ -1,4 +1,5 @@
-"""Initialisations for recurrent layers beyond torch.nn's uniform default.
+"""Initialisations beyond torch.nn's uniform default: chrono gate biases, head priors, uniform
+ranges.
 
 ``chrono_`` is Tallec & Ollivier's chrono initialisation ("Can recurrent neural networks warp
 time?", ICLR 2018) for the LSTM: the forget-gate bias is drawn as log(u), u ~ U(1, T_max - 1),
@@ -11,6 +12,7 @@ with input until tanh saturates. With it an LSTM learns 100-step lags from the s
 from __future__ import annotations
 
 import torch
+from torch import Tensor, nn
 
 from lstmlab.layers import GRU, LSTM
 
@@ -53,3 +55,36 @@ def chrono_(layer: LSTM | GRU, max_lag: int,
                         w["bias_ih"][block] = value
                         w["bias_hh"][block] = 0.0
     return layer
+
+
+INITS = ("chrono", "default")
+"""Initialisations a recurrent layer can start from (``initialise``)."""
+
+
+def initialise(layer: nn.Module, init: str, max_lag: int,
+               generator: torch.Generator | None = None) -> nn.Module:
+    """Apply ``init`` to a recurrent layer in place: "chrono" (``chrono_`` with T_max =
+    ``max_lag``, at least 3; an Elman RNN has no gate and keeps its weights) or "default"
+    (leave the layer's own initialisation)."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
+    if init == "chrono" and isinstance(layer, (LSTM, GRU)):
+        chrono_(layer, max(3, max_lag), generator)
+    return layer
+
+
+def prior_logits(targets: Tensor, low: float = 0.01) -> Tensor:
+    """(O,) log-odds of each output's mean target over the rows of ``targets`` (N, O), the
+    mean clamped to [low, 1 - low]: the bias at which logistic outputs start at their prior."""
+    prior = targets.float().mean(0).clamp(low, 1 - low)
+    return torch.log(prior / (1 - prior))
+
+
+def uniform_(module: nn.Module, radius: float, generator: torch.Generator | None = None
+             ) -> nn.Module:
+    """Draw every parameter of ``module`` uniformly from [-radius, radius], in place (weight
+    guessing; Zaremba et al.'s init_range)."""
+    with torch.no_grad():
+        for p in module.parameters():
+            p.uniform_(-radius, radius, generator=generator)
+    return module

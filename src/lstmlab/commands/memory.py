@@ -10,18 +10,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lstmlab.commands.options import (
+    add_config_options,
+    config_defaults,
+    config_from_args,
+    positive_float,
+    positive_int,
+)
+
 QUICK_TASKS = ["intern", "adding", "temporal_order:6a"]
 QUICK_MODELS = "rnn,lstm,guess"
 QUICK_BUDGET = 100_000
 QUICK_MINUTES = 1.0
 DEFAULT_TASKS = ["intern", "adding", "temporal_order:6a", "latch", "two_sequence:3a"]
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def _lags(text: str) -> list[int]:
@@ -34,6 +35,8 @@ def _lags(text: str) -> list[int]:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `memory` and `gradients` to lstmlab's command line."""
+    from lstmlab.experiments.memory_trial import Budget
+
     p = commands.add_parser(
         "memory", help="the memory suite: long-time-lag tasks x learners x seeds",
         description="Train each learner on each memory task for K seeds and report % solved, "
@@ -50,12 +53,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lag", type=_lags, default=None,
                    help="the lag/length parameter, or several separated by commas (default: each "
                         "task's own; --quick: 100)")
-    p.add_argument("--trials", type=int, default=None, help="seeds per task x model (default 3; "
-                                                             "--quick: 1)")
-    p.add_argument("--budget", type=int, default=None,
-                   help="training sequences per trial (default 200,000; --quick: "
+    p.add_argument("--seeds", "--trials", type=positive_int, default=None, dest="seeds",
+                   help="trials per task x learner, one seed each (default 3; --quick: 1)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="trials in this many parallel processes, one torch thread each "
+                        "(default 1); results are identical to --jobs 1")
+    p.add_argument("--budget", type=positive_int, default=None,
+                   help="training sequences per trial (default "
+                        f"{config_defaults(Budget)['sequences']:,}; --quick: "
                         f"{QUICK_BUDGET:,}); guessing counts trials x its fixed set")
-    p.add_argument("--minutes", type=float, default=None,
+    p.add_argument("--minutes", type=positive_float, default=None,
                    help=f"wall-time limit per trial in minutes (default 30; --quick: "
                         f"{QUICK_MINUTES:g})")
     p.add_argument("--quick", action="store_true",
@@ -65,7 +72,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                                "runs/memory-quick)")
     _learner_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="first seed (trials use seed, seed+1, ...)")
-    p.add_argument("--test-size", type=_positive_int, default=None,
+    p.add_argument("--test-size", type=positive_int, default=None,
                    help="fresh test sequences per trial (default 2,560)")
     p.set_defaults(run=memory)
 
@@ -80,7 +87,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     g.add_argument("--train", type=int, default=20_000, dest="train_sequences",
                    help="training sequences before the 'trained' measurement (0: init only; "
                         "default 20,000)")
-    g.add_argument("--batch-size", type=_positive_int, default=256, dest="measure_batch",
+    g.add_argument("--batch-size", type=positive_int, default=256, dest="measure_batch",
                    help="sequences the gradient norms are averaged over (default 256)")
     _learner_arguments(g)
     g.add_argument("--seed", type=int, default=0)
@@ -90,29 +97,29 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _learner_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--hidden", type=_positive_int, default=32, help="hidden units (default 32)")
-    p.add_argument("--batch", type=_positive_int, default=32,
-                   help="sequences per training step (default 32)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 0.01)")
-    p.add_argument("--init", choices=("chrono", "default"), default="chrono",
-                   help="gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018, "
-                        "default) or the layer default (forget bias 1)")
-    p.add_argument("--head-init", choices=("prior", "default"), default="prior",
-                   help="the head's bias, for tasks with logistic outputs: each output's "
-                        "log-odds prior (default) or torch.nn's initialisation")
-    p.add_argument("--loss", choices=("task", "bce"), default="task",
-                   help="what is minimised: the task's own loss (default) or, for tasks with "
-                        "logistic outputs, binary cross-entropy (success is judged by the task's "
-                        "rule either way)")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="torch threads (default 1: small models are fastest on one)")
+    from lstmlab.experiments.memory_trial import LearnerConfig
+
+    add_config_options(p, LearnerConfig, {
+        "hidden": "hidden units",
+        "batch": "sequences per training step",
+        "lr": "Adam learning rate",
+        "init": "gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018) or the "
+                "layer default (forget bias 1)",
+        "head_init": "the head's bias, for tasks with logistic outputs: each output's log-odds "
+                     "prior, or torch.nn's initialisation",
+        "loss": "what is minimised: the task's own loss or, for tasks with logistic outputs, "
+                "binary cross-entropy (success is judged by the task's rule either way)",
+        "device": "cpu or cuda",
+    }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
+                "loss": ("task", "bce")}, types={"lr": positive_float})
+    p.add_argument("--threads", type=positive_int, default=1,
+                   help="torch threads per process (default 1: small models are fastest on one)")
 
 
 def _learner_config(args: argparse.Namespace, **extra: Any):
-    from lstmlab.experiments.memory import LearnerConfig
+    from lstmlab.experiments.memory_trial import LearnerConfig
 
-    return LearnerConfig(hidden=args.hidden, batch=args.batch, lr=args.lr, init=args.init,
-                         head_init=args.head_init, loss=args.loss, **extra)
+    return config_from_args(LearnerConfig, args, **extra)
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -121,22 +128,17 @@ def memory(args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lstmlab.experiments import memory as suite
+    from lstmlab.experiments import memory_suite as suite
     from lstmlab.experiments.memory_report import render_table, write_report
+    from lstmlab.experiments.memory_trial import Budget
 
-    if args.budget is not None and args.budget < 1:
-        raise ValueError(f"--budget must be a positive number of sequences, got {args.budget}")
-    if args.minutes is not None and not args.minutes > 0:
-        raise ValueError(f"--minutes must be positive, got {args.minutes}")
-    if args.trials is not None and args.trials < 1:
-        raise ValueError(f"--trials must be at least 1, got {args.trials}")
     quick = args.quick
     tasks = args.tasks or (QUICK_TASKS if quick else DEFAULT_TASKS)
     models = (args.models or (QUICK_MODELS if quick else "rnn,lstm,gru,guess")).split(",")
     lags = args.lag or ([100] if quick else [None])
-    trials = args.trials or (1 if quick else 3)
-    budget = suite.Budget(
-        sequences=args.budget or (QUICK_BUDGET if quick else 200_000),
+    seeds = args.seeds or (1 if quick else 3)
+    budget = Budget(
+        sequences=args.budget or (QUICK_BUDGET if quick else config_defaults(Budget)["sequences"]),
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
     runs = suite.plan(tasks, [m for m in models if m.strip()], lags)
@@ -144,12 +146,12 @@ def memory(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
 
     console = Console()
-    console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {trials} "
+    console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}, init {config.init}, head {config.head_init}, "
                   f"loss {config.loss}; "
-                  f"{torch.get_num_threads()} thread(s)")
+                  f"{torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)
@@ -163,8 +165,8 @@ def memory(args: argparse.Namespace) -> None:
 
     def listener(point: dict[str, Any]) -> None:
         parts = [f"{int(point['sequences']):,} seq"]
-        if "trials" in point:
-            parts.append(f"{int(point['trials']):,} guesses, best {point['accuracy']:.0%}")
+        if "guesses" in point:
+            parts.append(f"{int(point['guesses']):,} guesses, best {point['accuracy']:.0%}")
         else:
             parts += [f"loss {point['loss']:.4f}", f"acc {point.get('accuracy', 0):.2f}"]
         if point["seconds"] > 0:
@@ -178,7 +180,7 @@ def memory(args: argparse.Namespace) -> None:
         at = f" at {result.sequences_to_success:,} sequences" if result.solved else ""
         if result.solved and result.sequences_to_criterion != result.sequences_to_success:
             at += f" (criterion held at {result.sequences_to_criterion:,})"
-        guesses = f" ({result.trials:,} guesses)" if result.trials is not None else ""
+        guesses = f" ({result.guesses:,} guesses)" if result.guesses is not None else ""
         tests = (f", {result.test_errors:,}/{result.test_size:,} test errors"
                  if result.test_errors is not None else "")
         progress.console.print(f"  {result.task} / {result.model} / seed {result.seed}: "
@@ -186,9 +188,9 @@ def memory(args: argparse.Namespace) -> None:
 
     started = time.time()
     with progress:
-        state["bar"] = progress.add_task("starting", total=len(runs) * trials, status="")
-        result = suite.run_suite(runs, trials, config, budget, args.seed, args.test_size,
-                                 on_start, on_trial, listener)
+        state["bar"] = progress.add_task("starting", total=len(runs) * seeds, status="")
+        result = suite.run_suite(runs, seeds, config, budget, args.seed, args.test_size,
+                                 on_start, on_trial, listener, jobs=args.jobs)
     result.settings["command"] = "lstmlab memory " + " ".join(sys.argv[2:]) \
         if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None
     result.settings["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
@@ -205,11 +207,12 @@ def gradients(args: argparse.Namespace) -> None:
     from rich.console import Console
 
     from lstmlab.experiments.gradients import gradient_flow_experiment
-    from lstmlab.experiments.memory import check_model, parse_task
+    from lstmlab.experiments.memory_trial import check_learner
+    from lstmlab.tasks.memory import parse_task
     from lstmlab.viz.plots import gradient_flow_plot
 
     name, options = parse_task(args.task)
-    models = [check_model(m) for m in args.models.split(",") if m.strip()]
+    models = [check_learner(m) for m in args.models.split(",") if m.strip()]
     if not models or "guess" in models:
         raise ValueError("--models takes gradient learners (rnn, lstm, lstm:VARIANT, gru)")
     if args.train_sequences < 0:

@@ -19,16 +19,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstmlab.experiments.memory import (
-    Budget,
-    LearnerConfig,
-    build_model,
-    check_model,
-    training_loss,
-)
+from lstmlab.experiments.learner import TaskStep, fresh_batches, learner_train_config
+from lstmlab.experiments.memory_trial import Budget, LearnerConfig
+from lstmlab.models.memory import build_memory_model
+from lstmlab.models.recurrent import canonical_name
 from lstmlab.models.sequence import SequenceModel
-from lstmlab.tasks.memory import Batch, MemoryTask, make_task
-from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
+from lstmlab.tasks.batch import Batch
+from lstmlab.tasks.memory import MemoryTask, make_task
+from lstmlab.train.loop import Trainer
 
 
 @dataclass
@@ -119,19 +117,8 @@ def train_for(model: SequenceModel, task: MemoryTask, config: LearnerConfig, bud
     """Train ``model`` on fresh batches for the budget (no stopping rule). Returns (sequences
     seen, the last logged training accuracy)."""
     data = torch.Generator().manual_seed(seed)
-    trainer = Trainer(model, TrainConfig(optimizer=config.optimizer, lr=config.lr,
-                                         clip=config.clip, max_sequences=budget.sequences,
-                                         max_seconds=budget.seconds, log_every=config.log_every,
-                                         progress=False))
-
-    def step() -> StepOutput:
-        batch = task.sample(config.batch, data)
-        outputs = model(batch.inputs)
-        correct, _ = task.evaluate(outputs, batch)
-        return StepOutput(training_loss(task, outputs, batch, config.loss), batch.batch_size,
-                          metrics={"accuracy": float(correct.float().mean())})
-
-    result = trainer.run(step)
+    trainer = Trainer(model, learner_train_config(config, budget))
+    result = trainer.run(TaskStep(task, config.loss), fresh_batches(task, config.batch, data))
     accuracy = result.history[-1]["accuracy"] if result.history else float("nan")
     return trainer.state.sequences, accuracy
 
@@ -149,7 +136,10 @@ def gradient_flow_experiment(name: str, options: dict[str, Any], lag: int | None
     batch = task.fixed_set(measure_batch, seed=12345)
     flows = []
     for model_name in models:
-        model = build_model(task, check_model(model_name), config, seed)
+        model = build_memory_model(task, canonical_name(model_name), config.hidden,
+                                   init=config.init, head_init=config.head_init,
+                                   forget_bias=config.forget_bias, kernel=config.kernel,
+                                   seed=seed)
         flows.append(gradient_flow(model, task, batch, "init"))
         if train_sequences > 0:
             seen, accuracy = train_for(model, task, config,

@@ -5,11 +5,11 @@ included) uniformly from [-r, r], run it on the task's fixed training set (``tas
 accept it when it gets every one of those sequences right (the task's own per-sequence rule,
 ``task.evaluate``). An accepted guess must also get >= 99% of the task's held-out stopping set
 right, so a guess that only fits the fixed set (the set is small) does not count as solving the
-task; the search then goes on. Count the trials; "equivalent sequences" = trials x the fixed set's
+task; the search then goes on. Count the guesses; "equivalent sequences" = guesses x the fixed set's
 size (each guess is tried on the whole set, as a gradient learner's sequences are counted).
 
     >>> result = guess_trial("latch", {}, 100, seed=0)
-    >>> result.trials, result.solved
+    >>> result.guesses, result.solved
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from lstmlab.experiments.memory import (
+from lstmlab.experiments.memory_trial import (
     GUESS,
     Budget,
     LearnerConfig,
@@ -28,27 +28,12 @@ from lstmlab.experiments.memory import (
     evaluate_on,
     test_errors,
 )
-from lstmlab.models.sequence import SequenceModel
-from lstmlab.tasks.memory import VALIDATION_SEED, MemoryTask, make_task
+from lstmlab.init import uniform_
+from lstmlab.models.memory import guess_network
+from lstmlab.tasks.memory import VALIDATION_SEED, make_task
 
 ACCEPT_ACCURACY = 0.99
 """An accepted guess must also classify this share of the held-out stopping set correctly."""
-
-
-def guess_weights_(model: torch.nn.Module, radius: float, generator: torch.Generator) -> None:
-    """Draw every parameter of ``model`` uniformly from [-radius, radius], in place."""
-    with torch.no_grad():
-        for p in model.parameters():
-            p.uniform_(-radius, radius, generator=generator)
-
-
-def guess_network(task: MemoryTask, config: LearnerConfig) -> SequenceModel:
-    """The guessed network: ``config.guess_model`` with ``config.guess_hidden`` units and a head."""
-    net = SequenceModel(config.guess_model, task.input_size, task.output_size,
-                        config.guess_hidden,
-                        forget_bias=0.0 if config.guess_model.startswith("lstm") else None)
-    net.recurrent.kernel = config.kernel
-    return net.eval()
 
 
 @torch.no_grad()
@@ -59,14 +44,14 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     budget (guesses, equivalent sequences, seconds) is spent. Ctrl-C ends it with
     ``stopped_by="interrupt"``.
 
-    Returns: a ``TrialResult`` with ``trials`` = guesses made; test errors of the accepted guess
+    Returns: a ``TrialResult`` with ``guesses`` made; test errors of the accepted guess
     (or of the last one) on ``test_size`` (2,560) fresh sequences.
     """
     config = config or LearnerConfig()
     budget = budget or Budget()
     task = make_task(name, lag, **options)
     fixed = task.fixed_set(config.guess_set)
-    net = guess_network(task, config)
+    net = guess_network(task, config.guess_model, config.guess_hidden, config.kernel)
     generator = torch.Generator().manual_seed(seed)
     check = None
     start = time.perf_counter()
@@ -75,7 +60,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     best = 0.0
     try:
         while stopped_by is None:
-            guess_weights_(net, config.guess_range, generator)
+            uniform_(net, config.guess_range, generator)
             guesses += 1
             recent += 1
             correct, _ = task.evaluate(net(fixed.inputs), fixed)
@@ -88,14 +73,14 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
                     solved, stopped_by = True, "criterion"
                     break
             elapsed = time.perf_counter() - start
-            if budget.trials is not None and guesses >= budget.trials:
-                stopped_by = "max_trials"
+            if budget.guesses is not None and guesses >= budget.guesses:
+                stopped_by = "max_guesses"
             elif budget.sequences is not None and guesses * config.guess_set >= budget.sequences:
                 stopped_by = "max_sequences"
             elif budget.seconds is not None and elapsed >= budget.seconds:
                 stopped_by = "max_seconds"
             if listener is not None and recent >= 50:
-                listener({"sequences": guesses * config.guess_set, "trials": guesses,
+                listener({"sequences": guesses * config.guess_set, "guesses": guesses,
                           "accuracy": best, "seconds": elapsed})
                 recent = 0
     except KeyboardInterrupt:
@@ -108,7 +93,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
         solved=solved, sequences=sequences, sequences_to_success=sequences if solved else None,
         sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,
-        trials=guesses, reference_sequences=task.reference_sequences,
+        guesses=guesses, reference_sequences=task.reference_sequences,
         note=f"{config.guess_model} H={config.guess_hidden}, weights in "
              f"[-{config.guess_range:g}, {config.guess_range:g}], fixed set of "
              f"{config.guess_set}; best guess {best:.1%} of it right")

@@ -10,19 +10,19 @@ from pathlib import Path
 
 from rich.table import Table
 
-from lstmlab.experiments.memory import SuiteResult, Summary, format_count
+from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
 
 COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
            "time")
 
 
 def _row(s: Summary) -> list[str]:
-    solved = f"{s.solved}/{s.trials} ({s.percent_solved:.0f}%)"
+    solved = f"{s.solved}/{s.seeds} ({s.percent_solved:.0f}%)"
     if s.median_sequences is None:
         sequences = "-"
     else:
         sequences = format_count(s.median_sequences)
-        if s.trials > 1 and s.min_sequences != s.max_sequences:
+        if s.seeds > 1 and s.min_sequences != s.max_sequences:
             sequences += f" ({format_count(s.min_sequences)}-{format_count(s.max_sequences)})"
         if s.median_guesses is not None:
             sequences += f" = {format_count(s.median_guesses)} guesses"
@@ -49,7 +49,7 @@ def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> T
         elif previous is not None:
             table.add_section()
         previous = s.task
-        style = "green" if s.solved == s.trials else ("red" if s.solved == 0 else "yellow")
+        style = "green" if s.solved == s.seeds else ("red" if s.solved == 0 else "yellow")
         row[2] = f"[{style}]{row[2]}[/]"
         table.add_row(*row)
     return table
@@ -94,7 +94,7 @@ def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
         f"[-{learner['guess_range']:g}, {learner['guess_range']:g}], fixed set of "
         f"{learner['guess_set']} sequences. Budget per trial: "
         f"{format_count(budget['sequences']) if budget['sequences'] else 'unlimited'} sequences, "
-        f"{(budget['seconds'] or 0) / 60:g} min; {s['trials']} seed(s) from {s['seed']}.", "",
+        f"{(budget['seconds'] or 0) / 60:g} min; {s['seeds']} seed(s) from {s['seed']}.", "",
         markdown_table(result.summaries), "",
         "Sequences to success count every training sequence seen until the task's own criterion "
         "(TASKS.md) first held - for lag 2a/2b/2c, whose criterion is 10,000 correct sequences in "

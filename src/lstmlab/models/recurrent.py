@@ -50,3 +50,14 @@ def make_recurrent(name: str, input_size: int, hidden_size: int, num_layers: int
     if kind == "gru":
         return GRU(input_size, hidden_size, **common)
     return RNN(input_size, hidden_size, nonlinearity=option, **common)
+
+
+def canonical_name(name: str) -> str:
+    """A cell name in its one written form: "lstm" for lstm:NP, "lstm:CIFG", "rnn" for
+    rnn:tanh, "rnn:relu", "gru" (checked as ``parse_model`` checks it)."""
+    kind, option = parse_model(name)
+    if kind == "lstm":
+        return "lstm" if option == "NP" else f"lstm:{option}"
+    if kind == "rnn":
+        return "rnn" if option == "tanh" else f"rnn:{option}"
+    return kind

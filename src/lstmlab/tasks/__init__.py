@@ -5,10 +5,10 @@
     >>> task = make_task("lag", lag=100, variant="2c")
 """
 
+from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import (
     REFERENCE_SETUPS,
     TASK_NAMES,
-    Batch,
     MemoryTask,
     embedded_reber_legal_next,
     is_embedded_reber,

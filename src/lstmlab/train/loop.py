@@ -1,12 +1,21 @@
-"""The one training loop: optimiser, clipping, schedule, budgets, progress, clean interruption.
+"""The one training loop: device, (distributed) model, optimiser, clipping, schedule, budgets,
+progress, clean interruption, and callbacks.
 
-Every trained thing in lstmlab (memory games, language models, sequence heads) runs through
-``Trainer.run``. The caller supplies a ``step`` function that draws its own batch, runs the model
-and returns the loss with how many sequences (and tokens) it consumed; the loop does the rest:
+Every trained thing in lstmlab (memory games, gradient flow, language models, sequence heads)
+runs through ``Trainer.run(step, batches, callbacks)``. ``batches`` yields ``Batch``es; ``step``
+receives the model and one batch and returns the loss with what it consumed:
 
-    zero grads -> loss.backward() -> clip the global gradient norm -> optimiser step -> schedule
-    -> count sequences exactly -> progress -> budgets -> the caller's ``on_step`` hook (which may
-    stop the run, e.g. a task's stopping rule, validation, checkpoints)
+    def step(model: nn.Module, batch: Batch) -> StepOutput:
+        outputs = model(batch.inputs)
+        return StepOutput(loss(outputs, batch), batch.batch_size)
+
+The model handed to ``step`` is the one to call: under torchrun it is the
+DistributedDataParallel wrapper (``lstmlab.train.distributed``), and the batch is this rank's
+share of the rows, already on the training device. For each batch the loop does
+
+    batch -> device, this rank's rows -> step(model, batch) -> zero grads -> backward -> clip the
+    global gradient norm -> optimiser step -> schedule -> count sequences exactly -> history and
+    progress (rank 0) -> callbacks (validation, checkpoints, stopping rules...) -> budgets
 
 Ctrl-C ends the run cleanly: ``run`` returns what was reached, with ``stopped_by="interrupt"``.
 """
@@ -15,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +33,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import Tensor, nn
 
+from lstmlab.tasks.batch import Batch
+from lstmlab.train.callbacks import Callback
 from lstmlab.train.checkpoint import (
     pack_state,
     rng_state,
@@ -31,6 +42,7 @@ from lstmlab.train.checkpoint import (
     set_rng_state,
     unpack_state,
 )
+from lstmlab.train.distributed import World, resolve_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "online")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
@@ -51,6 +63,8 @@ class TrainConfig:
             the lr linearly from 0 first.
         max_sequences / max_steps / max_seconds: budgets (None: unlimited).
         log_every: steps between history points (learning curves) and progress updates.
+        progress: show a progress bar (rank 0 only).
+        device: "cpu", "cuda" or "cuda:N" for the model and batches (None: cpu).
     """
 
     optimizer: str = "adam"
@@ -68,6 +82,7 @@ class TrainConfig:
     max_seconds: float | None = None
     log_every: int = 20
     progress: bool = True
+    device: str | None = None
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -122,7 +137,8 @@ class TrainState:
 @dataclass
 class TrainResult:
     state: TrainState
-    stopped_by: str  # "hook", "max_sequences", "max_steps", "max_seconds", "interrupt"
+    stopped_by: str  # "callback", "max_sequences", "max_steps", "max_seconds", "batches",
+    #                  "interrupt"
     history: list[dict[str, float]]
 
     def to_dict(self) -> dict:
@@ -164,25 +180,46 @@ def make_schedule(optimizer: torch.optim.Optimizer,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+Step = Callable[[nn.Module, Batch], StepOutput]
+
+_STOPS = ("", "callback", "max_sequences", "max_steps", "max_seconds", "batches", "interrupt")
+
+
 class Trainer:
-    """Owns a model's optimiser, schedule and counters; ``run`` trains until a stop.
+    """Owns a model's device, optimiser, schedule and counters; ``run`` trains until a stop.
 
     >>> trainer = Trainer(model, TrainConfig(lr=1e-2, max_sequences=10_000))
-    >>> result = trainer.run(step)   # step() -> StepOutput
+    >>> result = trainer.run(step, batches, callbacks=[StopWhen(lambda: rule.done)])
+
+    Attributes:
+        model: the bare module (weights to save and evaluate), on ``device``.
+        wrapped: what ``step`` receives: ``model`` itself, or its DistributedDataParallel
+            wrapper under torchrun.
+        world: this process's rank among the training processes (``World``).
     """
 
     def __init__(self, model: nn.Module, config: TrainConfig,
                  optimizer: torch.optim.Optimizer | None = None,
                  console: Console | None = None) -> None:
-        self.model = model
         self.config = config
+        self.device = resolve_device(config.device)
+        self.world = World.from_environment(self.device)
+        if self.world.distributed:
+            self.device = resolve_device(config.device, self.world)
+        self.model = model.to(self.device)
+        self.wrapped: nn.Module = model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.wrapped = DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = optimizer or make_optimizer(model.parameters(), config)
         self.schedule = make_schedule(self.optimizer, config)
         self.state = TrainState()
         self.history: list[dict[str, float]] = []
-        self.window: dict[str, float] = {}  # sums since the last history point
-        self.window_steps = 0
-        self.console = console or Console(stderr=True)
+        self.pending: dict[str, float] = {}  # metric sums since the last history point
+        self.pending_steps = 0
+        self.console = console or Console(stderr=True, quiet=not self.world.is_main)
 
     def _budget_reached(self, elapsed: float) -> str | None:
         c, s = self.config, self.state
@@ -202,28 +239,48 @@ class Trainer:
         known = [f for f in fractions if f is not None]
         return min(1.0, max(known)) if known else None
 
-    def run(self, step: Callable[[], StepOutput],
-            on_step: Callable[[Trainer, StepOutput], bool | None] | None = None,
-            description: str = "training") -> TrainResult:
-        """Train until a budget is reached, ``on_step`` returns True, or Ctrl-C.
+    def _shared_stop(self, reason: str | None) -> str | None:
+        """The stop every rank takes: the first reason any rank has (time budgets differ)."""
+        code = self.world.all_max(_STOPS.index(reason or ""))
+        return _STOPS[code] or None
+
+    def run(self, step: Step, batches: Iterable[Batch],
+            callbacks: Sequence[Callback] = (), description: str = "training") -> TrainResult:
+        """Train on ``batches`` until a budget is reached, a callback asks to stop, the batches
+        run out, or Ctrl-C.
 
         Time spent in earlier runs of this trainer (``state.seconds``, e.g. restored from a
         checkpoint) counts against ``max_seconds``.
         """
         self.model.train()
+        world = self.world
         start, base_seconds = time.perf_counter(), self.state.seconds
         self._run_start = (self.state.sequences, self.state.tokens)
-        stopped_by = self._budget_reached(base_seconds)
+        stopped_by = self._shared_stop(self._budget_reached(base_seconds))
         progress = Progress(TextColumn("{task.description}"), BarColumn(),
                             TextColumn("{task.fields[status]}"), TimeElapsedColumn(),
                             TimeRemainingColumn(), console=self.console,
-                            disable=not self.config.progress, transient=False)
+                            disable=not (self.config.progress and world.is_main),
+                            transient=False)
+        for callback in callbacks:
+            callback.on_start(self)
+        source = iter(batches)
         try:
             with progress:
                 bar = progress.add_task(description, total=1.0, status="")
                 while stopped_by is None:
-                    out = step()
+                    batch = next(source, None)
+                    if batch is None:
+                        stopped_by = "batches"
+                        break
+                    rows = batch.batch_size
+                    batch = batch.to(self.device)
+                    if world.distributed:
+                        batch = batch.shard(world.rank, world.size)
+                    out = step(self.wrapped, batch)
                     loss = out.loss
+                    if world.distributed:  # DDP averages gradients: weigh each rank's share
+                        loss = loss * (batch.batch_size * world.size / rows)
                     if not torch.isfinite(loss):
                         raise FloatingPointError(
                             f"the loss became {loss.item()} at step {self.state.step} "
@@ -237,33 +294,36 @@ class Trainer:
                     self.schedule.step()
 
                     self.state.step += 1
-                    self.state.sequences += out.sequences
-                    self.state.tokens += out.tokens
+                    self.state.sequences += rows
+                    self.state.tokens += (round(world.all_mean(out.tokens) * world.size)
+                                          if world.distributed else out.tokens)
                     elapsed = base_seconds + time.perf_counter() - start
                     self.state.seconds = elapsed
-                    window = self.window
-                    window["loss"] = window.get("loss", 0.0) + loss.item()
+                    pending = self.pending
+                    pending["loss"] = pending.get("loss", 0.0) + world.all_mean(out.loss.item())
                     for name, value in out.metrics.items():
-                        window[name] = window.get(name, 0.0) + float(value)
-                    self.window_steps += 1
+                        pending[name] = pending.get(name, 0.0) + float(value)
+                    self.pending_steps += 1
                     if self.state.step % self.config.log_every == 0:
-                        point = {name: total / self.window_steps
-                                 for name, total in window.items()}
+                        point = {name: total / self.pending_steps
+                                 for name, total in pending.items()}
                         point.update(step=self.state.step, sequences=self.state.sequences,
                                      tokens=self.state.tokens, seconds=round(elapsed, 3),
                                      lr=self.optimizer.param_groups[0]["lr"])
                         self.history.append(point)
-                        self.window, self.window_steps = {}, 0
+                        self.pending, self.pending_steps = {}, 0
                         progress.update(bar, completed=self._budget_fraction(elapsed) or 0.0,
                                         status=self._status(point, elapsed - base_seconds))
-                    if on_step is not None and on_step(self, out):
-                        stopped_by = "hook"
-                    else:
-                        stopped_by = self._budget_reached(elapsed)
+                    asked = [callback.on_step(self, out) for callback in callbacks]
+                    reason = "callback" if any(asked) else self._budget_reached(elapsed)
+                    stopped_by = self._shared_stop(reason)
         except KeyboardInterrupt:
             stopped_by = "interrupt"
             self.state.seconds = base_seconds + time.perf_counter() - start
-        return TrainResult(self.state, stopped_by, self.history)
+        result = TrainResult(self.state, stopped_by, self.history)
+        for callback in callbacks:
+            callback.on_end(self, result)
+        return result
 
     def _status(self, point: dict[str, float], run_seconds: float) -> str:
         s = self.state
@@ -288,7 +348,7 @@ class Trainer:
         document = dict(meta or {})
         document["trainer"] = {
             "state": asdict(self.state), "history": self.history,
-            "window": [self.window, self.window_steps],
+            "window": [self.pending, self.pending_steps],
             "optimizer": pack_state("optimizer", self.optimizer.state_dict(), store),
             "schedule": pack_state("schedule", self.schedule.state_dict(), store),
             "rng": rng_state(store),
@@ -306,5 +366,5 @@ class Trainer:
         self.schedule.load_state_dict(unpack_state(saved["schedule"], tensors))
         self.state = TrainState(**saved["state"])
         self.history = list(saved["history"])
-        self.window, self.window_steps = dict(saved["window"][0]), saved["window"][1]
+        self.pending, self.pending_steps = dict(saved["window"][0]), saved["window"][1]
         set_rng_state(saved["rng"], tensors)

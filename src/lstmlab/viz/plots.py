@@ -85,7 +85,7 @@ def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
     for s in summaries:
         options = _get(s, "options")
         key = _get(s, "name") + (f" {options['variant']}" if options.get("variant") else "")
-        percent = 100.0 * _get(s, "solved") / max(1, _get(s, "trials"))
+        percent = 100.0 * _get(s, "solved") / max(1, _get(s, "seeds"))
         groups.setdefault(key, {}).setdefault(_get(s, "model"), []).append(
             (_get(s, "lag"), percent))
     columns = min(3, max(1, len(groups)))

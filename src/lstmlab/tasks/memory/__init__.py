@@ -31,6 +31,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
+
 from lstmlab.tasks.memory.base import (
     FIXED_SEED,
     LOSS_KINDS,
@@ -129,11 +131,42 @@ def make_task(name: str, lag: int | None = None, **options: Any) -> MemoryTask:
     return cls(lag, **options)
 
 
+# "6a" is short for ("temporal_order", {"variant": "6a"}), and so on.
+TASK_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    **{v: ("lag", {"variant": v}) for v in ("2a", "2b", "2c")},
+    **{v: ("two_sequence", {"variant": v}) for v in ("3a", "3b", "3c")},
+    **{v: ("temporal_order", {"variant": v}) for v in ("6a", "6b")},
+}
+
+
+def parse_task(text: str) -> tuple[str, dict[str, Any]]:
+    """A task as users write it: "adding", "temporal_order:6a", "lag:2c", "adding:bai", or a
+    variant alone ("2a", "3a", "6b"). Returns (name, make_task options); unknown names raise
+    ValueError listing the valid ones."""
+    text = text.strip()
+    if text in TASK_ALIASES:
+        name, options = TASK_ALIASES[text]
+        return name, dict(options)
+    name, _, variant = text.partition(":")
+    if name not in TASK_NAMES:
+        raise ValueError(f"unknown memory task {text!r}; valid names: {', '.join(TASK_NAMES)} "
+                         f"(a variant after a colon, e.g. temporal_order:6b, or alone: "
+                         f"{', '.join(TASK_ALIASES)})")
+    return name, ({"variant": variant} if variant else {})
+
+
+def probe(task: MemoryTask, sequences: int = 256, seed: int = 0) -> Batch:
+    """The fixed sample a learner's initialisation reads the task from (``build_memory_model``
+    draws it once: for lag 2c at q=1000 it is a gigabyte of one-hot inputs)."""
+    return task.sample(sequences, torch.Generator().manual_seed(seed))
+
+
 __all__ = [
-    "FIXED_SEED", "LOSS_KINDS", "REBER_GRAPH", "REBER_SYMBOLS", "REFERENCE_SETUPS", "TASKS",
+    "FIXED_SEED", "LOSS_KINDS", "REBER_GRAPH", "REBER_SYMBOLS", "REFERENCE_SETUPS",
+    "TASKS", "TASK_ALIASES",
     "TASK_NAMES", "TEST_SEED", "UNIT", "VALIDATION_SEED", "AddingTask", "Batch", "CopyTask",
     "DSRTask", "InternTask", "LagTask", "LatchTask", "MemoryTask", "MultiplicationTask",
     "ParityTask", "ReberTask", "RomajiTask", "TasksTask", "TemporalOrderTask", "TimingTask",
     "TwoSequenceTask", "decode_strings", "embedded_reber_legal_next", "encode_strings",
-    "is_embedded_reber", "is_reber", "make_task",
+    "is_embedded_reber", "is_reber", "make_task", "parse_task", "probe",
 ]

@@ -26,13 +26,13 @@ sequences whatever the chunk size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.stopping import StoppingRule, TestSetRule
 
 TEST_SEED = 1997
@@ -45,73 +45,6 @@ UNIT = 256
 """Test sets are generated in units of this many sequences (see ``test_batches``)."""
 
 LOSS_KINDS = ("ce", "mse_sigmoid", "mse")
-
-
-@dataclass
-class Batch:
-    """A batch of sequences, time-major.
-
-    Attributes:
-        inputs: (T, B, I) float32, zero past each sequence's length.
-        targets: (T, B) int64 class indices or (T, B, O) float32 values (the task documents which);
-            zero where not scored.
-        mask: (T, B) bool, the scored steps (loss and correctness).
-        lengths: (B,) int64, each sequence's true length (<= T).
-        extras: task-specific per-sequence facts (positions of markers, labels, noise-free targets),
-            each tensor with the batch as its first dimension (B, ...) and no time dimension.
-    """
-
-    inputs: Tensor
-    targets: Tensor
-    mask: Tensor
-    lengths: Tensor
-    extras: dict[str, Tensor] = field(default_factory=dict)
-
-    @property
-    def batch_size(self) -> int:
-        return self.inputs.shape[1]
-
-    @property
-    def steps(self) -> int:
-        """T, the padded length."""
-        return self.inputs.shape[0]
-
-    def __len__(self) -> int:
-        return self.batch_size
-
-    def to(self, device: torch.device | str) -> Batch:
-        """The same batch on another device."""
-        return Batch(self.inputs.to(device), self.targets.to(device), self.mask.to(device),
-                     self.lengths.to(device), {k: v.to(device) for k, v in self.extras.items()})
-
-    def select(self, index: slice | Sequence[int] | Tensor) -> Batch:
-        """Some of the sequences (a slice or indices), trimmed to their longest length."""
-        if not isinstance(index, slice):
-            index = torch.as_tensor(index, dtype=torch.long, device=self.lengths.device)
-        lengths = self.lengths[index]
-        steps = int(lengths.max()) if lengths.numel() else 0
-        return Batch(self.inputs[:steps, index], self.targets[:steps, index],
-                     self.mask[:steps, index], lengths,
-                     {k: v[index] for k, v in self.extras.items()})
-
-    @staticmethod
-    def cat(batches: Sequence[Batch]) -> Batch:
-        """Join batches along the batch dimension, zero-padding the shorter ones in time."""
-        if not batches:
-            raise ValueError("Batch.cat needs at least one batch")
-        steps = max(b.steps for b in batches)
-
-        def pad(x: Tensor) -> Tensor:
-            if x.shape[0] == steps:
-                return x
-            return torch.cat([x, x.new_zeros((steps - x.shape[0], *x.shape[1:]))])
-
-        keys = batches[0].extras.keys()
-        return Batch(torch.cat([pad(b.inputs) for b in batches], 1),
-                     torch.cat([pad(b.targets) for b in batches], 1),
-                     torch.cat([pad(b.mask) for b in batches], 1),
-                     torch.cat([b.lengths for b in batches]),
-                     {k: torch.cat([b.extras[k] for b in batches]) for k in keys})
 
 
 # -- shared generation helpers ------------------------------------------------------------------

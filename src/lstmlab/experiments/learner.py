@@ -1,0 +1,143 @@
+"""The gradient learner: a ``SequenceModel`` (lstmlab RNN, LSTM of any variant or GRU with a
+linear head at every step, ``lstmlab.models.memory``) trained by the one training loop on fresh
+batches of a memory game, until the task's own stopping rule holds (``task.stopping_rule()``: a
+streak, a window, a block or a check on held-out sequences) or the budget runs out.
+
+    >>> result = train_trial("temporal_order", {"variant": "6a"}, 100, "lstm", seed=0,
+    ...                      config=LearnerConfig(), budget=Budget(sequences=50_000))
+    >>> result.solved, result.sequences_to_success, result.test_errors
+
+With ``init="default"`` an LSTM stays at chance on 100-step lags for thousands of Adam steps;
+with chrono initialisation (the default) it learns them in a few hundred. The RNN fails either
+way: that is the suite's point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from lstmlab.experiments.memory_trial import (
+    GUESS,
+    Budget,
+    LearnerConfig,
+    Listener,
+    TrialResult,
+    check_learner,
+    evaluate_on,
+    test_errors,
+)
+from lstmlab.models.losses import training_loss
+from lstmlab.models.memory import build_memory_model
+from lstmlab.tasks.batch import Batch
+from lstmlab.tasks.memory import VALIDATION_SEED, MemoryTask, make_task
+from lstmlab.train.callbacks import Callback, Every, StopWhen
+from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
+
+
+def fresh_batches(task: MemoryTask, batch_size: int, generator: torch.Generator
+                  ) -> Iterator[Batch]:
+    """An endless stream of fresh training batches drawn from ``generator``."""
+    while True:
+        yield task.sample(batch_size, generator)
+
+
+class TaskStep:
+    """One training step on a memory game: the loss to minimise (``config.loss``) and the batch's
+    accuracy by the task's own rule, which also feeds the stopping ``rule`` (if any)."""
+
+    def __init__(self, task: MemoryTask, loss: str = "task", rule: Any = None) -> None:
+        self.task, self.loss, self.rule = task, loss, rule
+
+    def __call__(self, model: nn.Module, batch: Batch) -> StepOutput:
+        outputs = model(batch.inputs)
+        loss = training_loss(self.task, outputs, batch, self.loss)
+        correct, error = self.task.evaluate(outputs, batch)
+        if self.rule is not None:
+            self.rule.update(correct, error)
+        return StepOutput(loss, batch.batch_size,
+                          metrics={"accuracy": float(correct.float().mean())})
+
+
+class HeldOutCheck(Callback):
+    """For stopping rules that test on held-out sequences: score them when the rule asks."""
+
+    def __init__(self, rule: Any, task: MemoryTask, batches: list[Batch]) -> None:
+        self.rule, self.task, self.batches = rule, task, batches
+
+    def on_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.rule.test_due():
+            self.rule.check_test(*evaluate_on(trainer.model, self.task, self.batches))
+
+
+def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
+    """The loop's settings for a gradient learner (no progress bar: the suite shows its own)."""
+    return TrainConfig(optimizer=config.optimizer, lr=config.lr, clip=config.clip,
+                       max_sequences=budget.sequences, max_seconds=budget.seconds,
+                       log_every=config.log_every, progress=False, device=config.device)
+
+
+def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str, seed: int,
+                config: LearnerConfig | None = None, budget: Budget | None = None,
+                test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
+    """Train ``model`` on the task until its stopping rule holds or the budget is spent.
+
+    Inputs are time-major (T, B, I); the model reads every step and the task scores its masked
+    steps. Padding past a sequence's length does not change a unidirectional model's outputs at
+    its scored steps, so the model runs on the padded batch without ``lengths``.
+
+    Args:
+        name, options, lag: the task (``make_task(name, lag, **options)``).
+        model: the cell, "rnn", "lstm", "lstm:CIFG", "gru", ... ("guess" is
+            ``lstmlab.experiments.guessing.guess_trial``).
+        listener: called every ``config.log_every`` steps with the latest learning-curve point.
+    Returns: the trial's ``TrialResult``; test errors on ``test_size`` (2,560) fresh sequences.
+    """
+    config = config or LearnerConfig()
+    budget = budget or Budget()
+    task = make_task(name, lag, **options)
+    model = check_learner(model)
+    if model == GUESS:
+        raise ValueError("weight guessing is not a gradient learner: use "
+                         "lstmlab.experiments.guessing.guess_trial")
+    net = build_memory_model(task, model, config.hidden, init=config.init,
+                             head_init=config.head_init, forget_bias=config.forget_bias,
+                             kernel=config.kernel, seed=seed)
+    rule = task.stopping_rule()
+    callbacks: list[Callback] = []
+    if rule.needs_test:
+        check = list(task.test_batches(seed=VALIDATION_SEED, size=rule.test_size,
+                                       batch_size=512))
+        callbacks.append(HeldOutCheck(rule, task, check))
+    trainer = Trainer(net, learner_train_config(config, budget))
+    if listener is not None:
+        callbacks.append(Every(config.log_every,
+                               lambda t: t.history and listener(t.history[-1])))
+    callbacks.append(StopWhen(lambda: rule.done))
+    data = torch.Generator().manual_seed(seed)
+    note = ""
+    try:
+        run = trainer.run(TaskStep(task, config.loss, rule),
+                          fresh_batches(task, config.batch, data), callbacks)
+        stopped_by = "criterion" if run.stopped_by == "callback" else run.stopped_by
+    except FloatingPointError as error:
+        stopped_by, note = "diverged", str(error)
+    # the last batch may satisfy the rule after the budget check; count it as solved
+    solved = rule.done
+    if solved:
+        stopped_by = "criterion"
+    wrong, size = (None, 0)
+    if stopped_by != "interrupt":
+        wrong, size = test_errors(net, task, test_size)
+    return TrialResult(
+        task=task.title, name=name, options=dict(options), lag=task.lag, model=model, seed=seed,
+        solved=solved, sequences=trainer.state.sequences,
+        sequences_to_success=rule.learned_at, sequences_to_criterion=rule.satisfied_at,
+        seconds=round(trainer.state.seconds, 3),
+        stopped_by=stopped_by, test_errors=wrong, test_size=size,
+        reference_sequences=task.reference_sequences, note=note,
+        curve=[{k: p[k] for k in ("sequences", "loss", "accuracy", "seconds") if k in p}
+               for p in trainer.history])

@@ -1,0 +1,189 @@
+"""What every memory-game learner shares: its settings, its budget, its result, and how a trained
+network is scored on held-out sequences.
+
+A learner is either the gradient learner (``lstmlab.experiments.learner``: a ``SequenceModel``
+trained by the one training loop until the task's stopping rule holds) or weight guessing
+(``lstmlab.experiments.guessing``, learner name "guess"). ``lstmlab.experiments.memory_suite``
+runs learners x tasks x seeds.
+
+"Sequences to criterion" is the stopping rule's exact ``satisfied_at``: every training sequence
+seen until the criterion first held. "Sequences to success", the figure set beside the 1997
+paper's, is the same count less the rule's confirming run (``StoppingRule.learned_at``), which
+only the lag tasks' streak has: for 2a/2b/2c it counts the sequences before the 10,000 correct
+ones in a row began. That is how the paper must count them - its 2a figure, 5,040 sequences, is
+below the streak's own 10,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lstmlab.init import INITS
+from lstmlab.models.losses import LOSSES
+from lstmlab.models.memory import HEAD_INITS
+from lstmlab.models.recurrent import canonical_name, parse_model
+from lstmlab.tasks.batch import Batch
+from lstmlab.tasks.memory import TEST_SEED, MemoryTask
+
+GUESS = "guess"
+
+Listener = Callable[[dict[str, Any]], None]
+"""Called with each learning-curve point of a running trial ({sequences, loss, accuracy, ...})."""
+
+
+def check_learner(name: str) -> str:
+    """A learner name: "guess" or a cell name (``canonical_name``), normalised."""
+    if name.strip().lower() == GUESS:
+        return GUESS
+    return canonical_name(name)
+
+
+@dataclass
+class LearnerConfig:
+    """How a gradient learner is built and trained, and how weights are guessed.
+
+    Attributes:
+        hidden: H, hidden units of the recurrent layer. batch: sequences per Adam step.
+        lr, optimizer, clip: see ``TrainConfig`` (clip is the global gradient-norm limit).
+        init: "chrono" or "default" (module docstring). forget_bias: the LSTM's forget-gate bias
+            with init "default" (None: the layer's default, 1.0).
+        head_init: "prior" or "default": the head's bias for tasks with logistic outputs (module
+            docstring).
+        kernel: the recurrent layer's kernel path ("auto", "loop", "native", "fused").
+        device: "cpu" (None) or "cuda" for training.
+        loss: what the optimiser minimises: "task" (the task's own loss, ``task.loss``) or "bce"
+            (for tasks with logistic outputs, loss_kind "mse_sigmoid": binary cross-entropy of
+            sigmoid(outputs) against the same targets, summed over units, mean over scored
+            steps; other tasks keep their own loss). Squared error through a sigmoid stops
+            learning once outputs saturate at 0 - with 101 output units (lag 2a/2b) they all do
+            within 50 steps - while cross-entropy keeps the gradient. Success is always judged
+            by the task's own rule.
+        log_every: steps between learning-curve points.
+        guess_model, guess_hidden, guess_range: the guessed network (model name, H) and r, the
+            half-width of the uniform range every weight is drawn from.
+        guess_set: size of the fixed training set a guess must classify entirely correctly.
+
+    Each default is defined here once; ``lstmlab memory``'s options read them.
+    """
+
+    hidden: int = 32
+    batch: int = 32
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    clip: float | None = 1.0
+    init: str = "chrono"
+    head_init: str = "prior"
+    forget_bias: float | None = None
+    kernel: str = "auto"
+    device: str | None = None
+    loss: str = "task"
+    log_every: int = 10
+    guess_model: str = "rnn"
+    guess_hidden: int = 2
+    guess_range: float = 100.0
+    guess_set: int = 128
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got "
+                             f"{self.head_init!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
+        for name in ("hidden", "batch", "guess_hidden", "guess_set", "log_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.guess_range > 0:
+            raise ValueError(f"guess_range must be positive, got {self.guess_range}")
+        parse_model(self.guess_model)
+
+
+@dataclass
+class Budget:
+    """Per trial (one learner, one task, one seed): the first limit reached ends the trial.
+
+    ``sequences``: training sequences (for guessing: guesses x the fixed set's size);
+    ``seconds``: wall time; ``guesses``: weight guesses (guessing only). None: unlimited.
+    """
+
+    sequences: int | None = 200_000
+    seconds: float | None = None
+    guesses: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("sequences", "seconds", "guesses"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"the {name} budget must be positive, got {value}")
+
+
+@dataclass
+class TrialResult:
+    """One learner on one task for one seed.
+
+    Attributes:
+        task: the task's title ("adding (T = 100)"); name, options, lag: how it was made.
+        model: the learner ("lstm", "rnn", "guess", ...). seed: the trial's seed.
+        solved: the task's criterion held within the budget.
+        sequences: training sequences seen in all (guessing: guesses x fixed-set size).
+        sequences_to_success: training sequences until the task was learned, the figure compared
+            with the 1997 paper's: the criterion's count less its confirming run (for a streak,
+            the sequences before it began; module docstring). None: unsolved.
+        sequences_to_criterion: the exact count at which the criterion first held.
+        guesses: weight guesses (guessing only). seconds: wall time of the trial, training only.
+        test_errors / test_size: wrong sequences of ``test_size`` fresh test sequences
+            (the final model; for guessing the last guess), None where not measured.
+        stopped_by: "criterion", "max_sequences", "max_seconds", "max_guesses", "interrupt",
+            "diverged". curve: learning-curve points {sequences, loss, accuracy, seconds}.
+    """
+
+    task: str
+    name: str
+    options: dict[str, Any]
+    lag: int
+    model: str
+    seed: int
+    solved: bool
+    sequences: int
+    sequences_to_success: int | None
+    seconds: float
+    stopped_by: str
+    test_errors: int | None = None
+    test_size: int = 0
+    guesses: int | None = None
+    reference_sequences: int | None = None
+    sequences_to_criterion: int | None = None
+    note: str = ""
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+
+@torch.no_grad()
+def evaluate_on(model: nn.Module, task: MemoryTask, batches: Iterator[Batch] | list[Batch]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sequence (correct, error) of ``model`` over batches (no gradients; eval mode)."""
+    was_training = model.training
+    model.eval()
+    correct, error = [], []
+    for batch in batches:
+        c, e = task.evaluate(model(batch.inputs), batch)
+        correct.append(c)
+        error.append(e)
+    model.train(was_training)
+    return torch.cat(correct), torch.cat(error)
+
+
+def test_errors(model: nn.Module, task: MemoryTask, size: int | None = None,
+                chunk: int = 512) -> tuple[int, int]:
+    """(wrong, size): ``model`` on ``size`` (default 2,560) fresh test sequences."""
+    correct, _ = evaluate_on(model, task, task.test_batches(TEST_SEED, size, batch_size=chunk))
+    return int((~correct).sum()), correct.numel()
+
