@@ -1,6 +1,6 @@
 """Shared by the language-model benchmarks (lm_*.py): flags, data paths, result files.
 
-Each benchmark trains with ``lstmlab.experiments.language.train_language_model`` under a time
+Each benchmark trains with ``lstmlab.experiments.lm_train.train_language_model`` under a time
 budget, prints what it measured beside its reference, and writes
 ``benchmarks/results/lm_<name>.json`` (the figures, the settings, the machine, the command).
 """
@@ -81,7 +81,7 @@ def train(name: str, source: Path | str | None, args: argparse.Namespace,
     """Run train_language_model with the benchmark's flags; returns the LMTrainResult."""
     from rich.console import Console
 
-    from lstmlab.experiments.language import train_language_model
+    from lstmlab.experiments.lm_train import train_language_model
 
     torch.set_num_threads(args.threads)
     options = {k: getattr(args, k) for k in args.option_names}

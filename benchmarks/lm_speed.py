@@ -31,10 +31,10 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from lstmlab.experiments.language import WindowStep
+from lstmlab.experiments.lm_train import WindowStep, windows
 from lstmlab.models.language import LanguageModel
 from lstmlab.tasks.text import BatchStream
-from lstmlab.train import TrainConfig, Trainer
+from lstmlab.train import Every, TrainConfig, Trainer
 
 CONFIGS = {  # vocabulary, hidden, layers, embedding, seq_len, batch, steps per round
     "char": dict(vocab=65, hidden=512, layers=2, embedding=64, seq_len=100, batch=32, steps=5),
@@ -58,7 +58,7 @@ def lstmlab_round(model: LanguageModel, stream: BatchStream,
     trainer = Trainer(model, TrainConfig(lr=2e-3, clip=5.0, max_steps=steps, progress=False),
                       console=Console(file=io.StringIO()))
     marks = [_now()]
-    trainer.run(WindowStep(model, stream), lambda t, out: marks.append(_now()))
+    trainer.run(WindowStep(), windows(stream), [Every(1, lambda t: marks.append(_now()))])
     return _durations(marks)
 
 

@@ -85,8 +85,8 @@ def command(args: str, trials: int, out: Path, minutes: float) -> list[str]:
 
 def collect(results: Path = RESULTS) -> Path:
     """One Markdown table of every entry's results.json, with its command."""
-    from lstmlab.experiments.memory_suite import Summary
     from lstmlab.experiments.memory_report import COLUMNS, _row
+    from lstmlab.experiments.memory_suite import Summary
 
     lines = ["# Memory suite goals: measured", "",
              "Each row: `lstmlab memory` with the arguments shown (written by "

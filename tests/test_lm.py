@@ -10,15 +10,11 @@ import torch
 from rich.console import Console
 
 from lstmlab.cli import main
-from lstmlab.experiments.language import (
-    LMConfig,
-    evaluate,
-    inspect,
-    load_language_model,
-    sample,
-    text_features,
-    train_language_model,
-)
+from lstmlab.experiments import lm_train
+from lstmlab.experiments.lm_eval import evaluate, load_language_model
+from lstmlab.experiments.lm_inspect import inspect, text_features
+from lstmlab.experiments.lm_sample import sample
+from lstmlab.experiments.lm_train import LMConfig, train_language_model
 from lstmlab.models.language import LanguageModel, sample_logits
 from lstmlab.tasks.text import BatchStream, Vocabulary
 from lstmlab.train import CheckpointError, TrainConfig, save_checkpoint
@@ -182,22 +178,20 @@ def test_resume_continues_exactly(text_file, tmp_path):
 
 
 def test_ctrl_c_then_resume_continues_exactly(text_file, tmp_path, monkeypatch):
-    from lstmlab.experiments import language
-
     common = dict(layers=2, dropout=0.2, eval_every=4)
     train(text_file, out=tmp_path / "whole", steps=10, **common)
-    original, calls = language.WindowStep.__call__, []
+    original, calls = lm_train.WindowStep.__call__, []
 
-    def interrupted(self):
+    def interrupted(self, model, batch):
         calls.append(1)
         if len(calls) == 7:
             raise KeyboardInterrupt
-        return original(self)
+        return original(self, model, batch)
 
-    monkeypatch.setattr(language.WindowStep, "__call__", interrupted)
+    monkeypatch.setattr(lm_train.WindowStep, "__call__", interrupted)
     first = train(text_file, out=tmp_path / "split", steps=10, **common)
     assert first.stopped_by == "interrupt" and first.steps == 6
-    monkeypatch.setattr(language.WindowStep, "__call__", original)
+    monkeypatch.setattr(lm_train.WindowStep, "__call__", original)
     train(text_file, out=tmp_path / "split", steps=10, resume=True, **common)
     whole = _weights(tmp_path / "whole" / "last.safetensors")
     split = _weights(tmp_path / "split" / "last.safetensors")

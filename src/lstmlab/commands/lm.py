@@ -1,6 +1,7 @@
 """`lstmlab lm ...`: language-model commands (train, sample, eval, inspect).
 
-Each subcommand parses its flags and calls one function of ``lstmlab.experiments.language``.
+Each subcommand parses its flags and calls one function of ``lstmlab.experiments.lm_*``;
+the training options and their defaults come from ``LMConfig``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+
+from lstmlab.commands.options import (
+    add_config_options,
+    config_defaults,
+    positive_float,
+    positive_int,
+)
 
 
 def _clear_errors(run: Callable[[argparse.Namespace], None]) -> Callable:
@@ -35,11 +43,9 @@ def _clear_errors(run: Callable[[argparse.Namespace], None]) -> Callable:
 def train(args: argparse.Namespace) -> None:
     import torch
 
-    from lstmlab.experiments.language import train_language_model
+    from lstmlab.experiments.lm_train import LMConfig, train_language_model
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     console = Console(stderr=True)
     out = args.out
@@ -50,12 +56,8 @@ def train(args: argparse.Namespace) -> None:
         args.file, out=out, resume=args.resume, minutes=args.minutes, epochs=args.epochs,
         steps=args.steps, eval_every=args.eval_every, eval_tokens=args.eval_tokens,
         tensorboard=args.tensorboard, progress=not args.no_progress, console=console,
-        level=args.level, model=args.model, layers=args.layers, hidden=args.hidden,
-        embedding=args.embedding, tie=args.tie, dropout=args.dropout, seq_len=args.seq_len,
-        batch=args.batch, optimizer=args.optimizer, lr=args.lr, clip=args.clip,
-        lr_decay=args.lr_decay, decay_after=args.decay_after,
-        decay_every=args.decay_every, init_range=args.init_range,
-        seed=args.seed)
+        device=args.device,
+        **{name: getattr(args, name) for name in config_defaults(LMConfig) if hasattr(args, name)})
     console.print(result.summary())
     console.print(f"checkpoints in {out}/ (best.json, last.json); try: lstmlab lm sample {out}")
     if args.json:
@@ -64,7 +66,7 @@ def train(args: argparse.Namespace) -> None:
 
 @_clear_errors
 def sample(args: argparse.Namespace) -> None:
-    from lstmlab.experiments.language import sample as sample_text
+    from lstmlab.experiments.lm_sample import sample as sample_text
 
     pieces = sample_text(args.checkpoint, args.prime, args.length,
                          temperature=args.temperature, top_k=args.top_k, seed=args.seed)
@@ -78,7 +80,7 @@ def sample(args: argparse.Namespace) -> None:
 
 @_clear_errors
 def evaluate(args: argparse.Namespace) -> None:
-    from lstmlab.experiments.language import evaluate as evaluate_file
+    from lstmlab.experiments.lm_eval import evaluate as evaluate_file
 
     result = evaluate_file(args.checkpoint, args.file, batch_size=args.batch,
                            seq_len=args.seq_len)
@@ -89,7 +91,7 @@ def evaluate(args: argparse.Namespace) -> None:
 
 @_clear_errors
 def inspect(args: argparse.Namespace) -> None:
-    from lstmlab.experiments.language import inspect as inspect_cells
+    from lstmlab.experiments.lm_inspect import inspect as inspect_cells
 
     text = args.text
     if args.file is not None:
@@ -100,13 +102,6 @@ def inspect(args: argparse.Namespace) -> None:
         text = read_text(args.file, "inspect")
     inspect_cells(args.checkpoint, text, out=args.out, cell=args.cell, top=args.top,
                   max_tokens=args.max_tokens, console=Console())
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -125,41 +120,48 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                    "their defaults, or on --resume the run's own.")
     p.add_argument("file", nargs="?", help="text file or split directory (default: Tiny "
                                            "Shakespeare)")
-    p.add_argument("--level", choices=["char", "word"], help="tokens (default char)")
-    p.add_argument("--model", help="lstm (default, = lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...)"
-                                   ", gru, rnn")
-    p.add_argument("--layers", type=_positive_int, help="recurrent layers (default 2)")
-    p.add_argument("--hidden", type=_positive_int, help="units per layer (default 512)")
-    p.add_argument("--embedding", type=_positive_int, help="embedding size (default: hidden)")
-    p.add_argument("--tie", action="store_true", default=None,
-                   help="tie embedding and decoder weights (embedding = hidden)")
-    p.add_argument("--seq-len", type=_positive_int, help="BPTT window, tokens (default 100)")
-    p.add_argument("--batch", type=_positive_int, help="parallel rows (default 64)")
-    p.add_argument("--dropout", type=float, help="dropout (default 0)")
-    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], help="default adam")
-    p.add_argument("--lr", type=float, help="learning rate (default 0.002)")
-    p.add_argument("--clip", type=float, help="gradient-norm clip (default 5)")
-    p.add_argument("--lr-decay", type=float, help="lr factor per epoch after --decay-after "
-                                                  "(default 1: none)")
-    p.add_argument("--decay-after", type=float, help="epochs before the lr decays (default 0)")
-    p.add_argument("--decay-every", type=float, help="epochs between lr decays (default 1)")
-    p.add_argument("--init-range", type=float, help="uniform init in [-r, r] (default: "
-                                                    "PyTorch's)")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    from lstmlab.experiments.lm_train import LMConfig
+
+    add_config_options(p, LMConfig, {
+        "level": "tokens: char or word",
+        "model": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
+                 "rnn",
+        "layers": "recurrent layers",
+        "hidden": "units per layer",
+        "embedding": "embedding size (none: the hidden size)",
+        "tie": "tie embedding and decoder weights (embedding = hidden)",
+        "seq_len": "BPTT window, tokens",
+        "batch": "parallel rows (shared among torchrun's processes)",
+        "dropout": "dropout on embeddings, between layers and before the decoder",
+        "optimizer": "adam, adamw or sgd",
+        "lr": "learning rate",
+        "clip": "gradient-norm clip",
+        "lr_decay": "lr factor per epoch after --decay-after (1: none)",
+        "decay_after": "epochs before the lr decays",
+        "decay_every": "epochs between lr decays",
+        "init_range": "uniform init in [-r, r] (none: PyTorch's)",
+        "seed": "random seed",
+    }, types={"embedding": positive_int, "dropout": float, "lr": positive_float,
+              "clip": positive_float, "lr_decay": positive_float, "decay_after": float,
+              "decay_every": positive_float, "init_range": positive_float, "seed": int},
+        choices={"level": ("char", "word"), "optimizer": ("adam", "adamw", "sgd")}, unset=True)
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="training time budget")
-    budget.add_argument("--epochs", type=float, help="epochs to train (default 1)")
-    budget.add_argument("--steps", type=_positive_int, help="optimiser steps to train")
-    p.add_argument("--eval-every", type=_positive_int,
+    budget.add_argument("--minutes", type=positive_float, help="training time budget")
+    budget.add_argument("--epochs", type=positive_float, help="epochs to train (default 1)")
+    budget.add_argument("--steps", type=positive_int, help="optimiser steps to train")
+    p.add_argument("--eval-every", type=positive_int,
                    help="steps between validations (default: an epoch, at most 200)")
-    p.add_argument("--eval-tokens", type=_positive_int,
+    p.add_argument("--eval-tokens", type=positive_int,
                    help="validate on this many tokens (default: the whole split)")
     p.add_argument("--out", help="run directory (default runs/lm-NAME)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     p.add_argument("--tensorboard", action="store_true",
                    help="write TensorBoard logs to OUT/tensorboard")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 can be "
-                                                "faster when other work shares the cores)")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch CPU threads per process (default: torch's; 1 can be faster when "
+                        "other work shares the cores)")
+    p.add_argument("--device", default=None,
+                   help="cpu (default) or cuda; under torchrun each process takes its own GPU")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", help="also write the result as JSON here")
     p.set_defaults(run=train)
@@ -176,8 +178,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="nats, bits per token and perplexity on a text file")
     p.add_argument("checkpoint", help="run directory or checkpoint file")
     p.add_argument("file", help="UTF-8 text file")
-    p.add_argument("--batch", type=_positive_int, default=16, help="rows (default 16)")
-    p.add_argument("--seq-len", type=_positive_int, default=100, help="window (default 100)")
+    p.add_argument("--batch", type=positive_int, default=16, help="rows (default 16)")
+    p.add_argument("--seq-len", type=positive_int, default=100, help="window (default 100)")
     p.add_argument("--json", help="also write the result as JSON here")
     p.set_defaults(run=evaluate)
 
@@ -188,7 +190,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--file", help="read the text from this file")
     p.add_argument("--out", default="inspect.html", help="HTML page (default inspect.html)")
     p.add_argument("--cell", help="cell to colour by: N (layer-major) or LAYER:UNIT")
-    p.add_argument("--top", type=_positive_int, default=3, help="cells per feature (default 3)")
-    p.add_argument("--max-tokens", type=_positive_int, default=4000,
+    p.add_argument("--top", type=positive_int, default=3, help="cells per feature (default 3)")
+    p.add_argument("--max-tokens", type=positive_int, default=4000,
                    help="tokens of text to read (default 4000)")
     p.set_defaults(run=inspect)

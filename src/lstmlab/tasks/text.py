@@ -384,26 +384,20 @@ class Corpus:
     def from_dir(cls, directory: PathLike, level: Level = "char", *, prefix: str | None = None,
                  unk: bool | None = None, max_size: int | None = None) -> Corpus:
         """The files ``{prefix}train.txt``, ``{prefix}valid.txt`` (or ``val.txt``) and, if
-        present, ``{prefix}test.txt`` of a directory. Without ``prefix`` the directory must hold
-        exactly one ``*train.txt``. PTB: ``from_dir(d, "word", prefix="ptb.")``; its character
-        files: ``from_dir(d, "word", prefix="ptb.char.", unk=False)``."""
+        present, ``{prefix}test.txt`` of a directory (``split_files``). Without ``prefix`` the
+        directory must hold exactly one ``*train.txt``. PTB: ``from_dir(d, "word",
+        prefix="ptb.")``; its character files: ``from_dir(d, "word", prefix="ptb.char.",
+        unk=False)``."""
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"corpus directory not found: {directory}")
-        if prefix is None:
-            found = sorted(p.name for p in directory.glob("*train.txt"))
-            if len(found) != 1:
-                raise (FileNotFoundError if not found else ValueError)(
-                    f"{directory}: expected one *train.txt file, found {len(found)} {found}; "
-                    f"pass prefix= to choose (e.g. prefix='ptb.' for ptb.train.txt)")
-            prefix = found[0].removesuffix("train.txt")
-        valid = directory / f"{prefix}valid.txt"
-        if not valid.exists() and (directory / f"{prefix}val.txt").exists():
-            valid = directory / f"{prefix}val.txt"
-        test = directory / f"{prefix}test.txt"
-        return cls.from_files(directory / f"{prefix}train.txt", valid,
-                              test if test.exists() else None, level, unk=unk,
-                              max_size=max_size, name=directory.name)
+        found = split_files(directory / f"{prefix}train.txt" if prefix else directory)
+        if found is None or found[1] is None:
+            raise FileNotFoundError(f"{directory}: no {prefix or '*'}valid.txt (or val.txt) "
+                                    "beside the training file")
+        train, valid, test = found
+        return cls.from_files(train, valid, test, level, unk=unk, max_size=max_size,
+                              name=directory.name)
 
     @classmethod
     def default(cls, level: Level = "char", *, valid_fraction: float = 0.1,
@@ -437,17 +431,59 @@ class Corpus:
         return f"{self.name} ({self.level} level): {len(self.vocab):,} symbols; tokens: {sizes}"
 
 
+def split_files(path: PathLike) -> tuple[Path, Path | None, Path | None] | None:
+    """The split files a path stands for, (train, valid, test) with None for a missing one; or
+    None when ``path`` is a plain text file (to be split by position).
+
+    A directory must hold exactly one ``*train.txt``; a file named ``...train.txt`` goes with
+    ``...valid.txt`` (or ``...val.txt``) and ``...test.txt`` beside it (e.g.
+    ``ptb/ptb.char.train.txt``). The one place lstmlab looks for split files.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*train.txt"))
+        if len(found) != 1:
+            names = ", ".join(p.name for p in found) or "none"
+            raise (ValueError if found else FileNotFoundError)(
+                f"{path} should hold one *train.txt file (found: {names}); name the training "
+                f"file itself, e.g. {path / 'ptb.train.txt'}")
+        path = found[0]
+    if not path.name.endswith("train.txt"):
+        return None
+    prefix = path.name.removesuffix("train.txt")
+    valid = next((v for v in (path.with_name(f"{prefix}valid.txt"),
+                              path.with_name(f"{prefix}val.txt")) if v.is_file()), None)
+    test = path.with_name(f"{prefix}test.txt")
+    return path, valid, test if test.is_file() else None
+
+
 def load_corpus(source: PathLike | None = None, level: Level = "char", *,
                 valid_fraction: float = 0.1, unk: bool | None = None,
                 max_size: int | None = None) -> Corpus:
     """The corpus a user names: nothing for the shipped default (Tiny Shakespeare), a directory
-    of split files (``Corpus.from_dir``), or one text file (``Corpus.from_file``)."""
+    of split files or a ``...train.txt`` beside its ``...valid.txt`` (``split_files``), or one
+    text file whose last ``valid_fraction`` validates (``Corpus.from_file``)."""
     if source is None:
         return Corpus.default(level, valid_fraction=valid_fraction, unk=unk, max_size=max_size)
+    found = split_files(source)
+    if found is not None and found[1] is not None:
+        train, valid, test = found
+        return Corpus.from_files(train, valid, test, level, unk=unk, max_size=max_size,
+                                 name=train.name.removesuffix(".train.txt"))
     if Path(source).is_dir():
-        return Corpus.from_dir(source, level, unk=unk, max_size=max_size)
+        raise FileNotFoundError(f"{source}: no *valid.txt (or *val.txt) beside "
+                                f"{found[0].name}")
     return Corpus.from_file(source, level, valid_fraction=valid_fraction, unk=unk,
                             max_size=max_size)
+
+
+def is_char_like(vocab: Vocabulary) -> bool:
+    """True when the tokens are characters: char level, or word level where every symbol but
+    ``<eos>``/``<unk>`` is one character (PTB's ``ptb.char.*`` files). Losses are then given
+    in bits per character rather than perplexity."""
+    if vocab.level == "char":
+        return True
+    return all(len(s) == 1 for s in vocab.symbols if s not in (EOS, UNK))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""A trained language model's loss on a text: nats, bits per character, perplexity; and the one way
+a language model is read back from its run directory.
+
+    >>> evaluate("runs/shakespeare", "some.txt").bits     # bits per token
+    >>> loaded = load_language_model("runs/shakespeare")  # model, vocabulary, checkpoint JSON
+
+Units: losses are in nats per token (natural log). Where the tokens are characters we also give
+bits per character = nats / ln 2; at word level, perplexity = exp(nats per word).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from lstmlab.models.language import LanguageModel
+from lstmlab.tasks.text import UNK, EvalBatches, Vocabulary, is_char_like, read_text, tokenize
+from lstmlab.train import CheckpointError, load_checkpoint
+
+KIND = "lstmlab.language_model"
+LN2 = math.log(2)
+
+
+def describe_loss(nats: float, char_like: bool) -> str:
+    """'1.402 nats/char = 2.023 bits/char' or '4.70 nats/word, perplexity 110.2'."""
+    if char_like:
+        return f"{nats:.4f} nats/char = {nats / LN2:.4f} bits/char"
+    return f"{nats:.4f} nats/word, perplexity {math.exp(min(nats, 700)):.2f}"
+
+
+def _checkpoint_index(path: str | Path) -> Path:
+    """A run directory means its best checkpoint (else its last); else as load_checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.json", "last.json"):
+            if (path / name).exists():
+                return path / name
+        raise CheckpointError(f"{path} holds no language-model checkpoint (no best.json or "
+                              "last.json)")
+    if not path.exists() and not path.with_name(path.name + ".json").exists() \
+            and not path.with_suffix(".json").exists():
+        raise CheckpointError(f"no checkpoint at {path}")
+    return path
+
+
+@dataclass
+class LoadedModel:
+    """A language model read from a checkpoint, in eval mode, with its vocabulary and the
+    checkpoint's JSON (``meta``)."""
+
+    model: LanguageModel
+    vocab: Vocabulary
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def char_like(self) -> bool:
+        return is_char_like(self.vocab)
+
+
+def load_language_model(path: str | Path) -> LoadedModel:
+    """Read a language-model checkpoint: a run directory (its best checkpoint), or a
+    checkpoint's .json / .safetensors file. A missing, corrupt or foreign checkpoint raises
+    ``CheckpointError`` (a ValueError) with a one-line reason."""
+    index = _checkpoint_index(path)
+    tensors, meta = load_checkpoint(index)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(f"{index} is not a language-model checkpoint (kind "
+                              f"{meta.get('kind')!r})")
+    try:
+        vocab = Vocabulary.from_dict(meta["vocabulary"])
+        model = LanguageModel(**meta["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{index}: bad model configuration or vocabulary ({error})"
+                              ) from None
+    if model.vocab_size != len(vocab):
+        raise CheckpointError(f"{index}: the model predicts {model.vocab_size} symbols but the "
+                              f"vocabulary has {len(vocab)}")
+    weights = {k.removeprefix("model."): v for k, v in tensors.items()
+               if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise CheckpointError(f"{index}: the weights do not fit the model configuration "
+                              f"({' '.join(first[:2])})") from None
+    model.eval()
+    return LoadedModel(model, vocab, meta, index)
+
+
+@torch.no_grad()
+def evaluate_ids(model: LanguageModel, ids: Tensor, batch_size: int = 16, seq_len: int = 100
+                 ) -> float:
+    """Exact mean cross-entropy in nats per predicted token of ids (N,): every token but the
+    first is predicted once (``EvalBatches``: B rows in order, each from a zero state, the state
+    carried across windows). Leaves the model in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    device = model.decoder.weight.device
+    try:
+        batches = EvalBatches(ids, batch_size=batch_size, seq_len=seq_len, device=device)
+        total, state = 0.0, None
+        for inputs, targets in batches:
+            loss, state = model.loss(inputs, targets, state, reduction="sum")
+            total += loss.item()
+        return total / batches.num_targets
+    finally:
+        model.train(was_training)
+
+
+@dataclass
+class EvalResult:
+    """The loss of a model on a text.
+
+    Attributes:
+        nats: mean cross-entropy per predicted token (nats). tokens: tokens predicted.
+        unknown: tokens of the text mapped to ``<unk>``. char_like: tokens are characters.
+    """
+
+    nats: float
+    tokens: int
+    unknown: int
+    char_like: bool
+    level: str
+
+    @property
+    def bits(self) -> float:
+        """Bits per token (bits per character for character tokens)."""
+        return self.nats / LN2
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(min(self.nats, 700))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nats_per_token": self.nats, "bits_per_token": self.bits,
+                "perplexity": self.perplexity, "tokens": self.tokens, "unknown": self.unknown,
+                "level": self.level, "char_like": self.char_like}
+
+    def summary(self) -> str:
+        unit = "char" if self.char_like else "word"
+        unknown = f"; {self.unknown:,} mapped to {UNK}" if self.unknown else ""
+        return (f"{self.tokens:,} {unit}s: {self.nats:.4f} nats/{unit}, {self.bits:.4f} "
+                f"bits/{unit}, perplexity {self.perplexity:.2f}{unknown}")
+
+
+def evaluate(checkpoint: str | Path, file: str | Path | None = None, *, text: str | None = None,
+             batch_size: int = 16, seq_len: int = 100) -> EvalResult:
+    """Loss of a checkpoint's model on a UTF-8 file (or ``text``): nats, bits per token and
+    perplexity. Symbols outside the vocabulary become ``<unk>`` where it has one; otherwise a
+    ValueError names them."""
+    if (file is None) == (text is None):
+        raise ValueError("evaluate needs a file or a text (one of them)")
+    loaded = load_language_model(checkpoint)
+    if file is not None:
+        text = read_text(file, "evaluation")
+    where = f"evaluation file {file}" if file is not None else "evaluation text"
+    try:
+        ids = loaded.vocab.encode(text)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if len(ids) < 2:
+        raise ValueError(f"{where} has {len(ids)} token(s); evaluation needs at least 2")
+    unknown = 0
+    if loaded.vocab.unk_id is not None:
+        unknown = int((ids == loaded.vocab.unk_id).sum()) - tokenize(text, loaded.vocab.level
+                                                                      ).count(UNK)
+    nats = evaluate_ids(loaded.model, ids, batch_size, seq_len)
+    return EvalResult(nats, len(ids) - 1, unknown, loaded.char_like, loaded.vocab.level)
+
+
