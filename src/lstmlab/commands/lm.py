@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,7 +48,7 @@ def train(args: argparse.Namespace) -> None:
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    console = Console(stderr=True)
+    console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")  # torchrun: rank 0
     out = args.out
     if out is None:
         name = Path(args.file).stem if args.file else "tinyshakespeare"
@@ -60,7 +61,7 @@ def train(args: argparse.Namespace) -> None:
         **{name: getattr(args, name) for name in config_defaults(LMConfig) if hasattr(args, name)})
     console.print(result.summary())
     console.print(f"checkpoints in {out}/ (best.json, last.json); try: lstmlab lm sample {out}")
-    if args.json:
+    if args.json and not console.quiet:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 

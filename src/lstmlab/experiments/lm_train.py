@@ -408,7 +408,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         max_seconds=None if minutes is None else minutes * 60,
         log_every=max(1, min(20, spe)), progress=progress, device=device)
     trainer = Trainer(model, train_config, console=console)
-    console = trainer.console  # quiet on every rank but 0
+    if not trainer.world.is_main:  # only rank 0 prints
+        console = Console(quiet=True)
     if trainer.world.size > config.batch:
         raise ValueError(f"{trainer.world.size} processes cannot share --batch {config.batch}: "
                          f"use at most {config.batch} processes (torchrun --nproc_per_node) or "

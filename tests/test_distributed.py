@@ -1,0 +1,85 @@
+"""Many processes: torchrun with 2 CPU processes reaches the weights of one process with the same
+global batch; the memory suite's --jobs gives the serial results."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from lstmlab.experiments import memory_suite as suite
+from lstmlab.experiments.lm_eval import load_language_model
+from lstmlab.experiments.memory_trial import Budget, LearnerConfig
+from lstmlab.train import load_checkpoint
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _train(tmp_path, text, out, processes):
+    args = ["-m", "lstmlab", "lm", "train", str(text), "--out", str(out), "--steps", "6",
+            "--hidden", "16", "--layers", "2", "--seq-len", "8", "--batch", "6", "--lr", "0.01",
+            "--eval-every", "3", "--no-progress", "--threads", "1", "--model", "lstm:CIFG"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if processes == 1:
+        command = [sys.executable, *args]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                   str(processes), "--master_addr", "127.0.0.1", "--master_port",
+                   str(_free_port()), *args]
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_two_processes_reach_the_weights_of_one(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 60)
+    _train(tmp_path, text, tmp_path / "one", 1)
+    two = _train(tmp_path, text, tmp_path / "two", 2)
+    assert two.stderr.count("valid") >= 2  # only rank 0 reports: one line per validation
+    assert two.stderr.count("model: 2x16") == 1
+    for run in ("one", "two"):
+        assert load_checkpoint(tmp_path / run / "last.json")[1]["trainer"]["state"]["step"] == 6
+    a = load_language_model(tmp_path / "one" / "last.json").model
+    b = load_language_model(tmp_path / "two" / "last.json").model
+    torch.manual_seed(0)
+    start = type(a)(**a.config())  # the same seed's initial weights: training moved them
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.allclose(x, y, atol=1e-5, rtol=1e-4), name
+    assert any(not torch.allclose(x, x0) for x, x0 in zip(
+        a.state_dict().values(), start.state_dict().values(), strict=True))
+
+
+def test_more_processes_than_rows_is_a_clear_error(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("abc " * 200)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "3",
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+               "-m", "lstmlab", "lm", "train", str(text), "--out", str(tmp_path / "x"),
+               "--steps", "2", "--hidden", "4", "--batch", "2", "--no-progress"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode != 0
+    assert "3 processes cannot share --batch 2" in done.stderr
+
+
+def test_memory_jobs_give_the_serial_results():
+    runs = suite.plan(["intern", "latch"], ["lstm", "guess"], [5])
+    config = LearnerConfig(hidden=8)
+    budget = Budget(sequences=3_000, guesses=50)
+    serial = suite.run_suite(runs, seeds=2, config=config, budget=budget, test_size=256)
+    parallel = suite.run_suite(runs, seeds=2, config=config, budget=budget, test_size=256,
+                               jobs=2)
+    keys = ("task", "model", "seed", "solved", "sequences", "sequences_to_success",
+            "test_errors", "guesses")
+    assert [tuple(getattr(r, k) for k in keys) for r in serial.results] == \
+        [tuple(getattr(r, k) for k in keys) for r in parallel.results]
+    assert len(serial.results) == 8
