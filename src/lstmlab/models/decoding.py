@@ -179,7 +179,7 @@ class Decoded(NamedTuple):
     lengths: Tensor
 
 
-def stream(decoder: Decoder, tokens: Tensor, state: Any = None, steps: int = 1, *,
+def stream(decoder: Decoder, tokens: Tensor, state: Any = None, *, steps: int = 1,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            generator: torch.Generator | None = None) -> Iterator[Tensor]:
     """Yield ``steps`` sampled tokens (B,) one at a time, each fed back to the decoder; the
@@ -199,7 +199,7 @@ def _stream(decoder: Decoder, tokens: Tensor, state: Any, steps: int, temperatur
         yield tokens
 
 
-def sample(decoder: Decoder, tokens: Tensor, state: Any = None, max_length: int = 100, *,
+def sample(decoder: Decoder, tokens: Tensor, state: Any = None, *, max_length: int = 100,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            end_token: int | None = None, generator: torch.Generator | None = None) -> Decoded:
     """Sample up to ``max_length`` tokens after ``tokens`` (B,) for every row, stopping a row at
@@ -211,7 +211,7 @@ def sample(decoder: Decoder, tokens: Tensor, state: Any = None, max_length: int 
     out: list[Tensor] = []
     ended = torch.zeros_like(_check_tokens(tokens), dtype=torch.bool)
     lengths = torch.full_like(tokens, max_length)
-    for t, picked in enumerate(stream(decoder, tokens, state, max_length,
+    for t, picked in enumerate(stream(decoder, tokens, state, steps=max_length,
                                       temperature=temperature, top_k=top_k, top_p=top_p,
                                       generator=generator)):
         if end_token is not None:
@@ -227,10 +227,10 @@ def sample(decoder: Decoder, tokens: Tensor, state: Any = None, max_length: int 
     return Decoded(stacked, lengths)
 
 
-def greedy(decoder: Decoder, tokens: Tensor, state: Any = None, max_length: int = 100, *,
+def greedy(decoder: Decoder, tokens: Tensor, state: Any = None, *, max_length: int = 100,
            end_token: int | None = None) -> Decoded:
     """The most likely next token at every step (``sample`` with top_k=1: no randomness)."""
-    return sample(decoder, tokens, state, max_length, top_k=1, end_token=end_token)
+    return sample(decoder, tokens, state, max_length=max_length, top_k=1, end_token=end_token)
 
 
 class Hypothesis(NamedTuple):

@@ -180,7 +180,7 @@ class LanguageModel(nn.Module):
             stepper = self.stepper()
             ids = ids.to(device).unsqueeze(1)  # (T, 1): one sequence
             state = stepper.advance(ids[:-1])  # the last prime id is the first step's input
-            for token in decoding.stream(stepper, ids[-1], state, length,
+            for token in decoding.stream(stepper, ids[-1], state, steps=length,
                                          temperature=temperature, top_k=top_k, top_p=top_p,
                                          generator=generator):
                 yield int(token)
