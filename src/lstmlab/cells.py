@@ -304,6 +304,8 @@ class RecurrentCell(nn.Module):
 
     mode = ""  # torch.nn's name for the kind of layer whose weights fit (RNNBase.mode)
     trace_names: tuple[str, ...] = ("h",)
+    _layer_modes: tuple[str, ...] = ()  # the modes of the layers whose weights fit
+    _layer_kind = ""  # their name in messages
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  device: torch.device | str | None = None,
@@ -537,8 +539,6 @@ class RecurrentCell(nn.Module):
             raise TypeError(f"{cls.__name__}.from_torch expects a torch.nn.{cls.__name__}, got "
                             f"{type(module).__name__}")
 
-    _layer_modes: tuple[str, ...] = ()
-    _layer_kind = ""
 
 
 class LSTMCell(RecurrentCell):
