@@ -7,6 +7,7 @@ char-rnn (Karpathy 2015) at character level and Zaremba et al. (2014) at word le
     >>> logits, state = model(next_inputs, model.detach_state(state))   # the next window
     >>> for token_id in model.generate(prime_ids, 200, temperature=0.8, top_k=10, seed=0):
     ...     print(vocab.decode([token_id]), end="", flush=True)
+    >>> decoding.beam_search(model.stepper(), start_ids, width=5, max_length=50)  # any decoding
 
 The recurrent state is carried from one window to the next (truncated BPTT: detached between
 windows, so gradients stop at the window's start). Losses are in nats per token
@@ -15,7 +16,6 @@ windows, so gradients stop at the window's start). Losses are in nats per token
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,19 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lstmlab.cells import RecurrentCell, cell_from_layer
+from lstmlab.models import decoding
+from lstmlab.models.decoding import check_sampling as check_sampling  # re-exported
+from lstmlab.models.decoding import sample_logits as sample_logits  # re-exported
 from lstmlab.models.recurrent import make_recurrent, parse_model
 
 State = Tensor | tuple[Tensor, ...]
-
-
-def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
-    """Raise a ValueError for sampling arguments that make no sense."""
-    if not temperature > 0 or not math.isfinite(temperature):
-        raise ValueError(f"temperature must be a positive number, got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"top-k must be at least 1, got {top_k}")
-    if length < 0:
-        raise ValueError(f"length must be >= 0, got {length}")
 
 
 class LanguageModel(nn.Module):
@@ -144,24 +138,32 @@ class LanguageModel(nn.Module):
             return state.detach()
         return tuple(s.detach() for s in state)
 
+    def stepper(self) -> LanguageStepper:
+        """The model one token at a time (a ``decoding`` decoder), on cells that share this
+        model's parameters: ``step(tokens (B,), state) -> (logits (B, V), state)``."""
+        return LanguageStepper(self)
+
     @torch.no_grad()
     def generate(self, prime: Sequence[int] | Tensor, length: int, *, temperature: float = 1.0,
-                 top_k: int | None = None, seed: int | None = None,
+                 top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
                  generator: torch.Generator | None = None) -> Iterator[int]:
         """Sample ``length`` token ids after ``prime``, one at a time (a generator: stream them).
 
         Each next id is drawn from softmax(logits / temperature), restricted to the ``top_k``
-        most likely ids when given (top_k=1 is greedy decoding, deterministic).
+        most likely ids when given (top_k=1 is greedy decoding, deterministic) and then to the
+        smallest most-likely set of probability >= ``top_p`` (``lstmlab.models.decoding``).
+        The recurrent layers run as cells, one step per token (``stepper``).
 
         Args:
             prime: at least one token id to start from (their text is not yielded again).
             length: ids to generate.
             temperature: > 0; below 1 sharper (more conservative), above 1 flatter.
             top_k: keep only the k most likely ids (k >= 1; None: all).
+            top_p: keep the most likely ids up to this much probability (0 < p <= 1; None: all).
             seed: seeds a private generator, so the same seed gives the same text.
             generator: or a torch.Generator to draw from (takes precedence over seed).
         """
-        check_sampling(length, temperature, top_k)
+        check_sampling(length, temperature, top_k, top_p)
         ids = torch.as_tensor(prime, dtype=torch.long).reshape(-1)
         if ids.numel() == 0:
             raise ValueError("generation needs at least one prime token")
@@ -175,27 +177,53 @@ class LanguageModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            logits, state = self(ids.to(device).unsqueeze(1))  # (T, 1, V)
-            last = logits[-1, 0]
-            for _ in range(length):
-                next_id = sample_logits(last, temperature, top_k, generator)
-                yield next_id
-                logits, state = self(torch.tensor([[next_id]], device=device), state)
-                last = logits[-1, 0]
+            stepper = self.stepper()
+            ids = ids.to(device).unsqueeze(1)  # (T, 1): one sequence
+            state = stepper.advance(ids[:-1])  # the last prime id is the first step's input
+            for token in decoding.stream(stepper, ids[-1], state, steps=length,
+                                         temperature=temperature, top_k=top_k, top_p=top_p,
+                                         generator=generator):
+                yield int(token)
         finally:
             self.train(was_training)
 
 
-def sample_logits(logits: Tensor, temperature: float = 1.0, top_k: int | None = None,
-                  generator: torch.Generator | None = None) -> int:
-    """One id drawn from logits (V,): softmax(logits / temperature) over the ``top_k`` largest
-    (all if None). top_k=1 returns the argmax without drawing a random number."""
-    if top_k is not None and top_k <= 1:
-        return int(logits.argmax())
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.numel():
-        values, indices = torch.topk(logits, top_k)  # exactly k candidates, ties or not
-        probs = torch.softmax(values, dim=-1)
-        return int(indices[torch.multinomial(probs, 1, generator=generator)])
-    probs = torch.softmax(logits, dim=-1)
-    return int(torch.multinomial(probs, 1, generator=generator))
+class LanguageStepper:
+    """A language model one token at a time, for ``lstmlab.models.decoding``.
+
+    The recurrent layers become cells (``lstmlab.cells``) that share the model's parameters, so
+    a step costs one cell step per layer instead of a layer call. It decodes as the model in
+    eval mode (no dropout).
+
+    State: None (zeros) or a tuple with each layer's cell state - h (B, H) for RNN and GRU,
+    (h, c) for an LSTM ((h, c, gates) for FGR) - unlike ``LanguageModel.forward``'s (L, B, H).
+    """
+
+    def __init__(self, model: LanguageModel) -> None:
+        layer = model.recurrent
+        if layer.bidirectional:
+            raise ValueError("a bidirectional layer cannot run one token at a time")
+        self.embedding = model.embedding
+        self.decoder = model.decoder
+        self.cells: list[RecurrentCell] = [cell_from_layer(layer, k, share=True)
+                                           for k in range(layer.num_layers)]
+
+    def _layers(self, x: Tensor, state: tuple | None) -> tuple[Tensor, tuple]:
+        """x (B, E) through every layer's cell: the last layer's h (B, H) and the new state."""
+        new = []
+        for cell, s in zip(self.cells, state or (None,) * len(self.cells), strict=True):
+            s = cell(x, s)
+            new.append(s)
+            x = s if isinstance(s, Tensor) else s[0]
+        return x, tuple(new)
+
+    def step(self, tokens: Tensor, state: tuple | None = None) -> tuple[Tensor, tuple]:
+        """Logits (B, V) of the token after ``tokens`` (B,), and the state after them."""
+        h, state = self._layers(self.embedding(tokens), state)
+        return self.decoder(h), state
+
+    def advance(self, tokens: Tensor, state: tuple | None = None) -> tuple | None:
+        """The state after reading ``tokens`` (T, B) (no logits computed); T may be 0."""
+        for x in self.embedding(tokens):
+            _, state = self._layers(x, state)
+        return state
