@@ -70,7 +70,8 @@ def sample(args: argparse.Namespace) -> None:
     from lstmlab.experiments.lm_sample import sample as sample_text
 
     pieces = sample_text(args.checkpoint, args.prime, args.length,
-                         temperature=args.temperature, top_k=args.top_k, seed=args.seed)
+                         temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                         seed=args.seed)
     if args.prime:
         sys.stdout.write(args.prime)
     for piece in pieces:
@@ -173,6 +174,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
     p.add_argument("--temperature", type=float, default=1.0, help="> 0 (default 1)")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample among the fewest most likely tokens whose probability reaches p "
+                        "(nucleus sampling, 0 < p <= 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (reproducible text)")
     p.set_defaults(run=sample)
 

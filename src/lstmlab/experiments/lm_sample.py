@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from lstmlab.experiments.lm_eval import load_language_model
-from lstmlab.models.language import check_sampling
+from lstmlab.models.decoding import check_sampling
 from lstmlab.tasks.text import EOS, UNK, Vocabulary, tokenize
 
 
@@ -36,21 +36,22 @@ def _prime_ids(vocab: Vocabulary, prime: str | None) -> Tensor:
 
 
 def sample(checkpoint: str | Path, prime: str | None = None, length: int = 500, *,
-           temperature: float = 1.0, top_k: int | None = None, seed: int | None = None
+           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           seed: int | None = None
            ) -> Iterator[str]:
     """Stream generated text from a checkpoint, one token's text at a time.
 
     The prime is not repeated in the output. At word level each word is followed by a space
     and ``<eos>`` becomes a line break. Arguments are checked before anything is generated:
-    temperature > 0, top_k >= 1, length >= 0, and a prime whose symbols the vocabulary lacks
-    (with no ``<unk>``) raises a ValueError naming them.
+    temperature > 0, top_k >= 1, top_p in (0, 1], length >= 0, and a prime whose symbols the
+    vocabulary lacks (with no ``<unk>``) raises a ValueError naming them.
     """
-    check_sampling(length, temperature, top_k)  # before the checkpoint is read
+    check_sampling(length, temperature, top_k, top_p)  # before the checkpoint is read
     loaded = load_language_model(checkpoint)
     vocab = loaded.vocab
     ids = _prime_ids(vocab, prime)
     tokens = loaded.model.generate(ids, length, temperature=temperature, top_k=top_k,
-                                   seed=seed)
+                                   top_p=top_p, seed=seed)
 
     def pieces() -> Iterator[str]:
         if vocab.level == "word" and prime and not prime[-1].isspace():
