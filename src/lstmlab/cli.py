@@ -3,6 +3,7 @@
     lstmlab memory --quick            the memory suite's demonstration (what `make demo` runs)
     lstmlab memory TASK ... / lstmlab gradients TASK
     lstmlab lm train|sample|eval|inspect
+    lstmlab classify train|eval|predict
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
 
 
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     memory.add_commands(commands)
     lm.add_commands(commands)
+    classify_commands.add_commands(commands)
     return parser
 
 

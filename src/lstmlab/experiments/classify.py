@@ -1,0 +1,343 @@
+"""Many-to-one: train, evaluate and apply a text classifier (``lstmlab classify``).
+
+    >>> result = train_classifier("sst2/stsa.binary.train", valid="sst2/stsa.binary.dev",
+    ...                           test="sst2/stsa.binary.test", out="runs/sst2", minutes=20)
+    >>> report = evaluate_classifier("runs/sst2", "sst2/stsa.binary.test")    # ClassReport
+    >>> predict_texts("runs/sst2", ["a gripping , funny film ."])            # [("1", 0.97)]
+
+Data: ``lstmlab.tasks.sentiment`` (one labelled text a line, SST or TSV). Model:
+``lstmlab.models.classifier.TextClassifier``. Training runs on the one loop and keeps the
+weights of the best validation accuracy (``experiments.supervised.fit``), which are what the
+run directory holds and what the test figure uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from rich.console import Console
+from torch import Tensor, nn
+
+from lstmlab.experiments.supervised import (
+    bucketed_batches,
+    fit,
+    load_model,
+    ordered_batches,
+    save_model,
+    steps_per_epoch,
+    train_config,
+)
+from lstmlab.metrics import ClassReport, accuracy, classification_report
+from lstmlab.models.classifier import POOLINGS, TextClassifier
+from lstmlab.models.recurrent import canonical_name
+from lstmlab.tasks.files import DataError
+from lstmlab.tasks.sentiment import (
+    Example,
+    classification_batch,
+    label_indices,
+    read_labelled,
+    split_examples,
+)
+from lstmlab.tasks.words import Encoded, WordVocabulary
+from lstmlab.train import Trainer
+from lstmlab.train.loop import StepOutput
+
+KIND = "classifier"
+EVAL_BATCH = 256
+
+
+@dataclass
+class ClassifyConfig:
+    """What defines a classifier run: vocabulary, model and optimisation.
+
+    Attributes:
+        model: the cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
+        layers, hidden, embedding: recurrent layers, units per direction, word vector width.
+        bidirectional: read each text both ways.
+        pooling: "last", "max", "mean" or "attention" (``lstmlab.models.classifier``).
+        dropout: on word vectors, between layers and on the pooled vector.
+        word_dropout: while training, each word becomes ``<unk>`` with this probability (the
+            model learns a useful ``<unk>``, and with ``chars`` to read the spelling).
+        chars: add character features of each word (a character BiLSTM), sizes
+            ``char_embedding`` and ``char_hidden``.
+        min_freq: words seen fewer times in training become ``<unk>``.
+        lowercase: lowercase words before lookup (and at prediction time).
+        batch, optimizer, lr, weight_decay, clip: texts per step and the optimiser.
+        valid_fraction: held out of the training file when no validation file is given.
+        seed: initialisation, dropout and batch order.
+    """
+
+    model: str = "lstm"
+    layers: int = 1
+    hidden: int = 128
+    embedding: int = 128
+    bidirectional: bool = True
+    pooling: str = "max"
+    dropout: float = 0.5
+    word_dropout: float = 0.0
+    chars: bool = False
+    char_embedding: int = 16
+    char_hidden: int = 32
+    min_freq: int = 1
+    lowercase: bool = False
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    clip: float | None = 5.0
+    valid_fraction: float = 0.1
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.model = canonical_name(self.model)
+        for name in ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
+                     "min_freq", "batch"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got "
+                                 f"{value!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got "
+                             f"{self.pooling!r}")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got "
+                                 f"{getattr(self, name)}")
+        if not 0 < self.valid_fraction < 1:
+            raise ValueError(f"valid-fraction must be in (0, 1), got {self.valid_fraction}")
+
+
+def build_model(config: ClassifyConfig, vocab: WordVocabulary, num_classes: int
+                ) -> TextClassifier:
+    return TextClassifier(len(vocab.words), num_classes, config.model, config.embedding,
+                          config.hidden, config.layers, config.bidirectional, config.dropout,
+                          config.pooling, len(vocab.chars) if vocab.chars else 0,
+                          config.char_embedding, config.char_hidden)
+
+
+def forward(model: nn.Module, inputs: Tensor, batch: Any) -> Tensor:
+    """The classifier's logits (B, K) for a batch (``inputs`` may be a word-dropped copy)."""
+    return model(inputs, batch.lengths, batch.extras.get("chars"),
+                 batch.extras.get("char_lengths"))
+
+
+class ClassifyStep:
+    """One training step: cross-entropy of the labels (nats, mean over texts), with word
+    dropout; reports the batch's accuracy and its words as tokens."""
+
+    def __init__(self, word_dropout: float = 0.0) -> None:
+        self.word_dropout = word_dropout
+
+    def __call__(self, model: nn.Module, batch: Any) -> StepOutput:
+        inputs = batch.inputs
+        if self.word_dropout:
+            drop = torch.rand(inputs.shape, device=inputs.device) < self.word_dropout
+            inputs = inputs.masked_fill(drop, 0)  # id 0 is <unk>
+        logits = forward(model, inputs, batch)
+        labels = batch.extras["labels"]
+        loss = F.cross_entropy(logits, labels)
+        right = float((logits.argmax(1) == labels).float().mean())
+        return StepOutput(loss, batch.batch_size, int(batch.lengths.sum()), {"accuracy": right})
+
+
+@torch.no_grad()
+def class_probabilities(model: nn.Module, vocab: WordVocabulary, texts: Sequence[Encoded],
+                        batch_size: int = EVAL_BATCH) -> Tensor:
+    """Softmax probabilities (N, K) of encoded texts, in their order (model in eval mode)."""
+    device = next(model.parameters()).device
+    out = torch.empty(len(texts), model.num_classes)
+    lengths = [len(t.words) for t in texts]
+    for index, batch in ordered_batches(texts, lengths, batch_size,
+                                        lambda chunk: classification_batch(vocab, chunk)):
+        batch = batch.to(device)
+        out[index] = torch.softmax(forward(model, batch.inputs, batch), dim=1).float().cpu()
+    return out
+
+
+@dataclass
+class ClassifyResult:
+    """What a training run reached (accuracies in [0, 1]; None where not measured)."""
+
+    config: ClassifyConfig
+    out: str | None
+    labels: list[str]
+    vocabulary: str
+    parameters: int
+    train_texts: int
+    valid_texts: int
+    steps: int
+    epochs: float
+    seconds: float
+    stopped_by: str
+    best_valid_accuracy: float | None
+    test_accuracy: float | None
+    test_report: dict[str, Any] | None = None
+    history: list[dict[str, float]] = field(default_factory=list)
+    validations: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = asdict(self.config)
+        return d
+
+    def summary(self) -> str:
+        lines = [f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
+                 f"min; stopped by {self.stopped_by}"]
+        if self.best_valid_accuracy is not None:
+            lines.append(f"best valid accuracy: {100 * self.best_valid_accuracy:.2f}%")
+        if self.test_accuracy is not None:
+            lines.append(f"test accuracy (best weights): {100 * self.test_accuracy:.2f}%")
+        return "\n".join(lines)
+
+
+def _read(path: str | Path, format: str, what: str) -> list[Example]:
+    return read_labelled(path, format, what).examples
+
+
+def train_classifier(train: str | Path, *, valid: str | Path | None = None,
+                     test: str | Path | None = None, format: str = "auto",
+                     out: str | Path | None = None, minutes: float | None = None,
+                     epochs: float | None = None, steps: int | None = None,
+                     eval_every: int | None = None, progress: bool = True,
+                     console: Console | None = None, device: str | None = None,
+                     **options: Any) -> ClassifyResult:
+    """Train a text classifier on a labelled file.
+
+    Args:
+        train: one labelled text a line (``lstmlab.tasks.sentiment``); without ``valid`` a
+            deterministic ``valid_fraction`` of it validates.
+        valid, test: files in the same format; their labels must occur in ``train``.
+        format: "auto", "sst" or "tsv".
+        out: the run directory (the best-validation model as ``best.json`` /
+            ``best.safetensors``); None keeps nothing on disk.
+        minutes / epochs / steps: budgets, the first reached stops (none: 10 epochs).
+        eval_every: steps between validations (default: one epoch).
+        progress, console, device: the progress bar, where to print, "cpu" or "cuda".
+        **options: the fields of ``ClassifyConfig``.
+    """
+    console = console or Console(stderr=True)
+    config = ClassifyConfig(**options)
+    data = read_labelled(train, format, "train")
+    console.print(data.summary())
+    examples = data.examples
+    if valid is None:
+        examples, valid_examples = split_examples(examples, config.valid_fraction)
+        console.print(f"validation: {len(valid_examples):,} texts held out of {train} "
+                      f"(valid-fraction {config.valid_fraction:g})")
+        valid_path = str(train)
+    else:
+        valid_examples = _read(valid, format, "valid")
+        valid_path = str(valid)
+    labels = sorted({e.label for e in examples})
+    if len(labels) < 2:
+        raise DataError(f"train file {train} has a single label ({labels[0]!r}); a classifier "
+                        "needs at least two")
+    vocab = WordVocabulary.build((e.words for e in examples), min_freq=config.min_freq,
+                                 chars=config.chars, lowercase=config.lowercase)
+    train_texts = [vocab.encode(e.words) for e in examples]
+    train_labels = label_indices(examples, labels, str(train))
+    valid_texts = [vocab.encode(e.words) for e in valid_examples]
+    valid_labels = label_indices(valid_examples, labels, valid_path)
+    test_examples = _read(test, format, "test") if test is not None else None
+    if test_examples is not None:
+        label_indices(test_examples, labels, str(test))  # unseen labels fail before training
+
+    torch.manual_seed(config.seed)
+    model = build_model(config, vocab, len(labels))
+    spe = steps_per_epoch(len(train_texts), config.batch)
+    loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
+                        progress=progress, device=device)
+    console.print(f"vocabulary: {vocab.summary()}; labels: {', '.join(labels)}\n"
+                  f"model: {model.model_name} {config.layers}x{config.hidden}"
+                  f"{' bidirectional' if config.bidirectional else ''}, {config.pooling} "
+                  f"pooling, {sum(p.numel() for p in model.parameters()):,} parameters; "
+                  f"{spe:,} steps per epoch")
+    pairs = list(zip(train_texts, train_labels, strict=True))
+    batches = bucketed_batches(pairs, [len(t.words) for t in train_texts], config.batch,
+                               lambda chunk: classification_batch(
+                                   vocab, [t for t, _ in chunk], [y for _, y in chunk]),
+                               seed=config.seed)
+
+    def valid_error(model: nn.Module) -> float:
+        predicted = class_probabilities(model, vocab, valid_texts).argmax(1).tolist()
+        return 1.0 - accuracy(valid_labels, predicted)
+
+    def report(trainer: Trainer, error: float, improved: bool) -> None:
+        s = trainer.state
+        console.print(f"step {s.step:,} ({s.sequences / len(train_texts):.2f} epochs, "
+                      f"{s.seconds / 60:.1f} min): valid accuracy {100 * (1 - error):.2f}%"
+                      + ("  [best]" if improved else ""))
+
+    extra = {"labels": labels, "vocabulary": vocab.to_dict(), "config": asdict(config),
+             "train": str(train)}
+    save = (lambda m: save_model(m, out, KIND, extra)) if out is not None else None
+    run = fit(model, loop, ClassifyStep(config.word_dropout), batches, error=valid_error,
+              eval_every=eval_every or spe, save=save, report=report, console=console,
+              description=f"classify {model.model_name}")
+    test_accuracy = test_report = None
+    if test_examples is not None and run.train.state.step > 0:
+        test_texts = [vocab.encode(e.words) for e in test_examples]
+        gold = label_indices(test_examples, labels, str(test))
+        predicted = class_probabilities(model, vocab, test_texts).argmax(1).tolist()
+        rep = classification_report(gold, predicted, labels)
+        test_accuracy, test_report = rep.accuracy, rep.to_dict()
+    s = run.train.state
+    return ClassifyResult(config, None if out is None else str(out), labels, vocab.summary(),
+                          sum(p.numel() for p in model.parameters()), len(train_texts),
+                          len(valid_texts), s.step, s.sequences / len(train_texts), s.seconds,
+                          run.stopped_by, None if run.best is None else 1 - run.best,
+                          test_accuracy, test_report, list(run.train.history), run.validations)
+
+
+# --- a saved classifier ---------------------------------------------------------------------
+
+
+@dataclass
+class LoadedClassifier:
+    model: TextClassifier
+    vocab: WordVocabulary
+    labels: list[str]
+    path: Path
+
+
+def load_classifier(path: str | Path) -> LoadedClassifier:
+    """A classifier saved by ``train_classifier`` (its run directory or ``best.json``)."""
+    model, extra, index = load_model(path, KIND, TextClassifier, "classify")
+    return LoadedClassifier(model, WordVocabulary.from_dict(extra["vocabulary"]),
+                            list(extra["labels"]), index)
+
+
+def evaluate_classifier(path: str | Path, file: str | Path, format: str = "auto"
+                        ) -> ClassReport:
+    """Accuracy, per-class precision / recall / F1 and the confusion matrix of a saved
+    classifier on a labelled file (its labels must be ones the model was trained on)."""
+    loaded = load_classifier(path)
+    examples = _read(file, format, "eval")
+    gold = label_indices(examples, loaded.labels, str(file))
+    texts = [loaded.vocab.encode(e.words) for e in examples]
+    predicted = class_probabilities(loaded.model, loaded.vocab, texts).argmax(1).tolist()
+    return classification_report(gold, predicted, loaded.labels)
+
+
+def predict_texts(path: str | Path, texts: Sequence[str], where: str = "text"
+                  ) -> list[tuple[str, float]]:
+    """(label, probability) of the most likely class of each text (split on whitespace);
+    an empty text is an error naming it ("``where`` N")."""
+    loaded = load_classifier(path)
+    encoded = []
+    for number, text in enumerate(texts, 1):
+        words = text.split()
+        if not words:
+            raise DataError(f"{where} {number} is empty: expected words to classify")
+        encoded.append(loaded.vocab.encode(words))
+    if not encoded:
+        return []
+    probabilities = class_probabilities(loaded.model, loaded.vocab, encoded)
+    best, index = probabilities.max(1)
+    return [(loaded.labels[i], float(p)) for p, i in zip(best.tolist(), index.tolist(),
+                                                         strict=True)]

@@ -1,0 +1,179 @@
+"""What the supervised heads (``classify``, ``tag``, ``music``) share when they train on the one
+loop: budgets in epochs / minutes / steps, shuffled length-bucketed batches, validation that
+keeps the best weights (in memory and on disk), and the saved model of a run.
+
+    >>> config = train_config(settings, steps_per_epoch=217, minutes=20, progress=True)
+    >>> batches = bucketed_batches(examples, lengths, 32, make_batch, seed=0)
+    >>> run = fit(model, config, step, batches, error=valid_error, eval_every=217,
+    ...           save=lambda m: save_model(m, out, KIND, extra), console=console)
+
+A run directory holds the best-validation model as ``best.json`` + ``best.safetensors``
+(``save_model``): the configuration (``model.config()``), the vocabularies and labels in
+``extra``, the weights.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch import Tensor, nn
+
+from lstmlab.tasks.batch import Batch
+from lstmlab.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    Validation,
+    load_checkpoint,
+    save_checkpoint,
+)
+from lstmlab.train.loop import Step
+
+
+def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None = None,
+                 epochs: float | None = None, steps: int | None = None,
+                 progress: bool = True, device: str | None = None) -> TrainConfig:
+    """The loop's settings from a head's configuration (fields optimizer, lr, weight_decay,
+    clip) and the budgets; none given means 10 epochs."""
+    if minutes is None and epochs is None and steps is None:
+        epochs = 10
+    limits = [s for s in (steps, None if epochs is None
+                          else max(1, math.ceil(epochs * steps_per_epoch))) if s is not None]
+    return TrainConfig(optimizer=settings.optimizer, lr=settings.lr,
+                       weight_decay=settings.weight_decay, clip=settings.clip,
+                       max_steps=min(limits) if limits else None,
+                       max_seconds=None if minutes is None else minutes * 60,
+                       log_every=max(1, min(20, steps_per_epoch)), progress=progress,
+                       device=device)
+
+
+def bucketed_batches(items: Sequence[Any], lengths: Sequence[int], batch_size: int,
+                     make_batch: Callable[[list[Any]], Batch], seed: int = 0,
+                     pool: int = 50) -> Iterator[Batch]:
+    """Endless training batches: every epoch the items are shuffled, cut into pools of
+    ``pool`` batches, each pool sorted by length and cut into batches (little padding), and the
+    batches shuffled. Deterministic for a seed."""
+    if not items:
+        raise ValueError("no training items")
+    rng = random.Random(seed)
+    order = list(range(len(items)))
+    while True:
+        rng.shuffle(order)
+        chunks = []
+        for start in range(0, len(order), batch_size * pool):
+            part = sorted(order[start:start + batch_size * pool], key=lambda i: lengths[i])
+            chunks += [part[k:k + batch_size] for k in range(0, len(part), batch_size)]
+        rng.shuffle(chunks)
+        for chunk in chunks:
+            yield make_batch([items[i] for i in chunk])
+
+
+def ordered_batches(items: Sequence[Any], lengths: Sequence[int], batch_size: int,
+                    make_batch: Callable[[list[Any]], Batch]) -> Iterator[tuple[list[int], Batch]]:
+    """Evaluation batches sorted by length, with the indices of their items (to put results
+    back in the items' order)."""
+    order = sorted(range(len(items)), key=lambda i: lengths[i])
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        yield chunk, make_batch([items[i] for i in chunk])
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    return max(1, math.ceil(count / batch_size))
+
+
+@dataclass
+class FitResult:
+    """A finished run: the loop's result, the best validation error (lower is better) and the
+    record of every validation."""
+
+    train: TrainResult
+    best: float | None
+    validations: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def stopped_by(self) -> str:
+        return self.train.stopped_by
+
+
+def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Batch], *,
+        error: Callable[[nn.Module], float], eval_every: int,
+        save: Callable[[nn.Module], None] | None = None,
+        report: Callable[[Trainer, float, bool], None] | None = None,
+        console: Console | None = None, description: str = "training") -> FitResult:
+    """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
+    ``error(model)`` (lower is better). The best weights are kept in memory (and written by
+    ``save`` on rank 0 when given) and put back into ``model`` at the end, so ``model`` leaves
+    with its best-validation weights."""
+    trainer = Trainer(model, config, console=console)
+    best_state: dict[str, Tensor] = {}
+
+    def on_best(trainer: Trainer, value: float) -> None:
+        best_state.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        if save is not None and trainer.world.is_main:
+            save(trainer.model)
+
+    def evaluate(model: nn.Module) -> float:
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                return error(model)
+        finally:
+            model.train(was_training)
+
+    validation = Validation(evaluate, eval_every, on_best=on_best, on_result=report)
+    result = trainer.run(step, batches, [validation], description=description)
+    if best_state:
+        trainer.model.load_state_dict(best_state)
+    trainer.model.eval()
+    return FitResult(result, validation.best, validation.records)
+
+
+# --- the saved model of a run (one function each way) -------------------------------------------
+
+
+def save_model(model: nn.Module, directory: str | Path, kind: str,
+               extra: dict[str, Any]) -> Path:
+    """Write ``model`` (its ``config()`` and weights) with JSON-able ``extra`` (vocabularies,
+    labels, the run's settings) as the checkpoint ``best`` in ``directory``."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    return save_checkpoint(directory, "best", tensors,
+                           {"kind": kind, "model": model.config(), "extra": extra})
+
+
+def load_model(path: str | Path, kind: str, build: Callable[..., nn.Module],
+               command: str) -> tuple[nn.Module, dict[str, Any], Path]:
+    """Read what ``save_model`` wrote (a run directory or its ``best.json``), checking that it
+    is a ``kind`` model; returns (model in eval mode, extra, the checkpoint's path).
+    ``command`` names the command that reads this kind, for the error message."""
+    from lstmlab.train.checkpoint import resolve_checkpoint
+
+    index = resolve_checkpoint(path)
+    tensors, meta = load_checkpoint(index)
+    found = meta.get("kind")
+    if found != kind:
+        raise CheckpointError(f"{index} holds a {found or 'model of unknown kind'} checkpoint, "
+                              f"not a {kind}: `lstmlab {command}` reads {kind} models only")
+    try:
+        model = build(**meta["model"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{index}: bad model configuration ({error})") from None
+    weights = {k.removeprefix("model."): v for k, v in tensors.items()
+               if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as error:
+        first = " ".join(str(error).strip().splitlines()[:2])
+        raise CheckpointError(f"{index}: the weights do not fit the model configuration "
+                              f"({first})") from None
+    model.eval()
+    return model, dict(meta.get("extra", {})), index
