@@ -4,6 +4,7 @@
     lstmlab memory TASK ... / lstmlab gradients TASK
     lstmlab lm train|sample|eval|inspect
     lstmlab classify train|eval|predict
+    lstmlab tag train|eval|predict
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 
 from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
+from lstmlab.commands import tag as tag_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     memory.add_commands(commands)
     lm.add_commands(commands)
     classify_commands.add_commands(commands)
+    tag_commands.add_commands(commands)
     return parser
 
 
