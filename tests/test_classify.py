@@ -235,7 +235,7 @@ def test_unseen_label_at_eval_and_empty_text_are_errors(trained, tmp_path):
 
 def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
     save_model(TextClassifier(5, 2), tmp_path / "other", "tagger", {})
-    with pytest.raises(CheckpointError, match="holds a tagger checkpoint, not a classifier"):
+    with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
         load_classifier(tmp_path / "other")
 
 

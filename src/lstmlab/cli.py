@@ -5,6 +5,7 @@
     lstmlab lm train|sample|eval|inspect
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
+    lstmlab music train|eval|generate
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
+from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
 
 
@@ -25,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_commands(commands)
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
+    music_commands.add_commands(commands)
     return parser
 
 

@@ -161,8 +161,8 @@ def load_model(path: str | Path, kind: str, build: Callable[..., nn.Module],
     tensors, meta = load_checkpoint(index)
     found = meta.get("kind")
     if found != kind:
-        raise CheckpointError(f"{index} holds a {found or 'model of unknown kind'} checkpoint, "
-                              f"not a {kind}: `lstmlab {command}` reads {kind} models only")
+        raise CheckpointError(f"{index} holds a {found!r} model, not a {kind!r} model: "
+                              f"`lstmlab {command}` reads only {kind} models")
     try:
         model = build(**meta["model"])
     except (KeyError, TypeError, ValueError) as error:
