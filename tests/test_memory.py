@@ -194,6 +194,8 @@ def test_gradients_command_writes_the_plot(tmp_path):
     (["memory", "lag:2d"], "variant"),
     (["gradients", "adding", "--models", "guess"], "gradient learners"),
     (["gradients", "adding", "--lag", "3"], "too short"),
+    (["memory", "intern", "--models", ""], "name at least one learner"),
+    (["memory", "intern", "--lag", "10000000"], "outside 1..100,000"),
 ])
 def test_bad_arguments_give_clear_errors(argv, message, capsys):
     assert main(argv) == 2
@@ -202,8 +204,10 @@ def test_bad_arguments_give_clear_errors(argv, message, capsys):
 
 
 def test_plan_checks_everything_up_front():
-    with pytest.raises(ValueError, match="at least one model"):
+    with pytest.raises(ValueError, match="at least one learner"):
         suite.plan(["intern"], [], [None])
+    with pytest.raises(ValueError, match="outside 1..100,000"):
+        suite.plan(["intern"], ["lstm"], [10_000_000])
     runs = suite.plan(["6a", "lag:2c"], ["lstm:cifg", "GRU", "guess"], [50])
     assert [(r.name, r.options, r.model) for r in runs[:3]] == [
         ("temporal_order", {"variant": "6a"}, m) for m in ("lstm:CIFG", "gru", "guess")]

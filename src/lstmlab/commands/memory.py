@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +73,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                                "runs/memory-quick)")
     _learner_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="first seed (trials use seed, seed+1, ...)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out: its finished trials are kept, not rerun")
     p.add_argument("--test-size", type=positive_int, default=None,
                    help="fresh test sequences per trial (default 2,560)")
     p.set_defaults(run=memory)
@@ -134,24 +137,36 @@ def memory(args: argparse.Namespace) -> None:
 
     quick = args.quick
     tasks = args.tasks or (QUICK_TASKS if quick else DEFAULT_TASKS)
-    models = (args.models or (QUICK_MODELS if quick else "rnn,lstm,gru,guess")).split(",")
+    if args.models is None:
+        args.models = QUICK_MODELS if quick else "rnn,lstm,gru,guess"
+    models = [m for m in args.models.split(",") if m.strip()]
     lags = args.lag or ([100] if quick else [None])
     seeds = args.seeds or (1 if quick else 3)
     budget = Budget(
         sequences=args.budget or (QUICK_BUDGET if quick else config_defaults(Budget)["sequences"]),
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
-    runs = suite.plan(tasks, [m for m in models if m.strip()], lags)
+    runs = suite.plan(tasks, models, lags)
     out = Path(args.out or ("runs/memory-quick" if quick else "runs/memory"))
+    if quick and args.out is None and not args.resume:  # the demo starts afresh every time
+        (out / "results.json").unlink(missing_ok=True)
+    done = _prepare_out(out, args.resume)
     torch.set_num_threads(args.threads)
 
     console = Console()
+    if not console.is_terminal:  # piped: keep the table's columns whole
+        console.width = max(console.width, 160)
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}, init {config.init}, head {config.head_init}, "
                   f"loss {config.loss}; "
                   f"{torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
+    total = len(runs) * seeds
+    worst = total * budget.seconds / args.jobs
+    console.print(f"{total} trial(s), each at most {budget.seconds / 60:g} min: at most "
+                  f"{_duration(worst)} with {args.jobs} process(es)"
+                  + (f"; {len(done)} finished trial(s) of {out} are kept" if done else ""))
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)
@@ -174,7 +189,21 @@ def memory(args: argparse.Namespace) -> None:
         parts.append(f"{point['seconds']:.0f}s")
         progress.update(state["bar"], status="  ".join(parts))
 
+    started = time.time()
+    finished: list[suite.TrialResult] = []
+
+    def settings() -> dict[str, Any]:
+        command = ("lstmlab memory " + " ".join(sys.argv[2:])
+                   if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None)
+        return {**suite.suite_settings(runs, seeds, config, budget, args.seed, args.jobs),
+                "command": command,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))}
+
     def on_trial(result: suite.TrialResult) -> None:
+        finished.append(result)
+        partial = suite.SuiteResult(finished, suite.summarise(finished), True,
+                                    time.time() - started, settings())
+        write_report(partial, out, plots=False)  # results.json/md hold every finished trial
         progress.advance(state["bar"])
         verdict = "[green]solved[/]" if result.solved else f"[red]{result.stopped_by}[/]"
         at = f" at {result.sequences_to_success:,} sequences" if result.solved else ""
@@ -186,19 +215,57 @@ def memory(args: argparse.Namespace) -> None:
         progress.console.print(f"  {result.task} / {result.model} / seed {result.seed}: "
                                f"{verdict}{at}{guesses}{tests} ({result.seconds:.1f}s)")
 
-    started = time.time()
-    with progress:
-        state["bar"] = progress.add_task("starting", total=len(runs) * seeds, status="")
-        result = suite.run_suite(runs, seeds, config, budget, args.seed, args.test_size,
-                                 on_start, on_trial, listener, jobs=args.jobs)
-    result.settings["command"] = "lstmlab memory " + " ".join(sys.argv[2:]) \
-        if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None
-    result.settings["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as Ctrl-C does
+    try:
+        with progress:
+            state["bar"] = progress.add_task("starting", total=total, status="")
+            result = suite.run_suite(runs, seeds, config, budget, args.seed, args.test_size,
+                                     on_start, on_trial, listener, jobs=args.jobs, done=done)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    result.settings.update(settings())
     console.print(render_table(result.summaries, title="Memory suite"))
     if result.interrupted:
         console.print("[yellow]interrupted: the results above are what was measured so far[/]")
     paths = write_report(result, out)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _prepare_out(out: Path, resume: bool) -> list:
+    """Check the output folder before any training: a folder we can write into, not holding
+    another run's results unless resuming. Returns the finished trials to keep (--resume)."""
+    from lstmlab.experiments.memory_report import read_results
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lstmlab-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write into --out {out}: {error.strerror or error}") from None
+    results = out / "results.json"
+    if not results.exists():
+        if resume:
+            raise ValueError(f"nothing to resume in {out}: it has no results.json")
+        return []
+    if not resume:
+        raise ValueError(f"{out} already holds results; pass --resume to continue that run "
+                         "(finished trials are kept), or choose another --out")
+    return read_results(results)[0]
 
 
 def gradients(args: argparse.Namespace) -> None:

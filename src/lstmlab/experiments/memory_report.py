@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.table import Table
 
 from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
+from lstmlab.experiments.memory_trial import TrialResult
 
 COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
            "time")
@@ -68,11 +69,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
-    """Write results.json, results.md, learning_curves.png and success_vs_lag.png into ``out``
-    (created if missing). Returns the paths written."""
-    from lstmlab.viz.plots import learning_curves, success_vs_lag
-
+def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> list[Path]:
+    """Write results.json and results.md (each atomically), and with ``plots``
+    learning_curves.png and success_vs_lag.png, into ``out`` (created if missing). Returns the
+    paths written. The suite calls it after every trial (without plots), so the files always
+    hold every finished trial."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -113,6 +114,23 @@ def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
     md = out / "results.md"
     _atomic_write(md, "\n".join(notes))
     paths.append(md)
-    paths.append(learning_curves(result.results, out / "learning_curves.png"))
-    paths.append(success_vs_lag(result.summaries, out / "success_vs_lag.png"))
+    if plots:
+        from lstmlab.viz.plots import learning_curves, success_vs_lag
+
+        paths.append(learning_curves(result.results, out / "learning_curves.png"))
+        paths.append(success_vs_lag(result.summaries, out / "success_vs_lag.png"))
     return paths
+
+
+def read_results(path: str | Path) -> tuple[list[TrialResult], dict]:
+    """The trials and settings of a results.json written by ``write_report``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        fields = set(TrialResult.__dataclass_fields__)
+        trials = [TrialResult(**{k: v for k, v in t.items() if k in fields})
+                  for t in data["trials"]]
+        return trials, data["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a memory-suite results file ({error}); move it away "
+                         "or choose another --out") from None

@@ -97,19 +97,28 @@ class SuiteRun:
     model: str
 
 
+MAX_LAG = 100_000
+"""The longest lag the suite accepts: a batch of 32 sequences of 100,000 steps is already
+hundreds of MB of one-hot inputs for most tasks."""
+
+
 def plan(tasks: list[str], models: list[str], lags: list[int | None]) -> list[SuiteRun]:
     """Every task x lag x model, checked up front (bad names and lags raise ValueError)."""
     if not tasks:
         raise ValueError("name at least one task")
     if not models:
-        raise ValueError("name at least one model")
+        raise ValueError("name at least one learner (e.g. --models rnn,lstm,guess)")
+    for lag in lags:
+        if lag is not None and not 1 <= lag <= MAX_LAG:
+            raise ValueError(f"--lag {lag:,} is outside 1..{MAX_LAG:,}: the suite trains on "
+                             "whole sequences of that length")
     runs = []
     models = [check_learner(m) for m in models]
     for text in tasks:
         name, options = parse_task(text)
         for lag in lags:
-            make_task(name, lag, **options)  # raises on a lag too short, a bad variant
-            runs.extend(SuiteRun(name, options, lag, m) for m in models)
+            task = make_task(name, lag, **options)  # raises on a lag too short, a bad variant
+            runs.extend(SuiteRun(name, options, task.lag, m) for m in models)
     return runs
 
 
@@ -140,6 +149,17 @@ def run_trial(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,
                  seed, config, budget, test_size, listener)
 
 
+def run_key(run: SuiteRun, seed: int) -> tuple:
+    """What identifies a trial: the entry (task, options, lag, learner) and its seed."""
+    return (run.name, tuple(sorted(run.options.items())), run.lag, run.model, seed)
+
+
+def trial_key(result: TrialResult) -> tuple:
+    """``run_key`` of a finished trial."""
+    return (result.name, tuple(sorted(result.options.items())), result.lag, result.model,
+            result.seed)
+
+
 def _run_in_worker(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,
                    test_size: int | None) -> TrialResult:
     torch.set_num_threads(1)
@@ -153,11 +173,13 @@ def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None
               budget: Budget | None = None, seed: int = 0, test_size: int | None = None,
               on_start: Callable[[SuiteRun, int], None] | None = None,
               on_trial: Callable[[TrialResult], None] | None = None,
-              listener: Listener | None = None, jobs: int = 1) -> SuiteResult:
+              listener: Listener | None = None, jobs: int = 1,
+              done: list[TrialResult] = ()) -> SuiteResult:
     """Run every entry for ``seeds`` seeds (seed, seed + 1, ...), in ``jobs`` processes (1: in
-    this one; results come back in the serial order either way). Ctrl-C ends the suite cleanly:
-    the trials finished so far (serially also the interrupted one's partial result) are
-    returned."""
+    this one; results come back in the serial order either way). Trials found in ``done``
+    (finished trials of an interrupted run: same entry and seed) are not run again; their
+    results take their places. Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the
+    caller) ends the suite cleanly: the trials finished so far are returned."""
     for name, value in (("seeds", seeds), ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -166,41 +188,53 @@ def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None
     start = time.perf_counter()
     results: list[TrialResult] = []
     interrupted = False
+    finished = {trial_key(r): r for r in done if r.stopped_by != "interrupt"}
     work = [(run, seed + k) for run in runs for k in range(seeds)]
     try:
         if jobs == 1:
             for run, trial_seed in work:
                 if on_start is not None:
                     on_start(run, trial_seed - seed)
-                result = run_trial(run, trial_seed, config, budget, test_size, listener)
+                result = finished.get(run_key(run, trial_seed)) or run_trial(
+                    run, trial_seed, config, budget, test_size, listener)
                 results.append(result)
                 if on_trial is not None:
                     on_trial(result)
                 if result.stopped_by == "interrupt":
                     raise KeyboardInterrupt
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(_run_in_worker, run, s, config, budget, test_size)
+            pool = ProcessPoolExecutor(max_workers=jobs)
+            try:
+                futures = [None if run_key(run, s) in finished else
+                           pool.submit(_run_in_worker, run, s, config, budget, test_size)
                            for run, s in work]
-                try:
-                    for (run, trial_seed), future in zip(work, futures, strict=True):
-                        if on_start is not None:
-                            on_start(run, trial_seed - seed)
-                        result = future.result()
-                        results.append(result)
-                        if on_trial is not None:
-                            on_trial(result)
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+                for (run, trial_seed), future in zip(work, futures, strict=True):
+                    if on_start is not None:
+                        on_start(run, trial_seed - seed)
+                    result = (finished[run_key(run, trial_seed)] if future is None
+                              else future.result())
+                    results.append(result)
+                    if on_trial is not None:
+                        on_trial(result)
+            except BaseException:
+                # stop now: no waiting for the running trials (they are lost, the rest kept)
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     except KeyboardInterrupt:
         interrupted = True
-    settings = {"seeds": seeds, "seed": seed, "jobs": jobs, "learner": asdict(config),
-                "budget": asdict(budget), "threads": torch.get_num_threads(),
-                "runs": [asdict(r) for r in runs]}
-    return SuiteResult(results, summarise(results), interrupted,
-                       time.perf_counter() - start, settings)
+    return SuiteResult(results, summarise(results), interrupted, time.perf_counter() - start,
+                       suite_settings(runs, seeds, config, budget, seed, jobs))
+
+
+def suite_settings(runs: list[SuiteRun], seeds: int, config: LearnerConfig, budget: Budget,
+                   seed: int = 0, jobs: int = 1) -> dict[str, Any]:
+    """What a suite run was asked to do (results.json's "settings")."""
+    return {"seeds": seeds, "seed": seed, "jobs": jobs, "learner": asdict(config),
+            "budget": asdict(budget), "threads": torch.get_num_threads(),
+            "runs": [asdict(r) for r in runs]}
 
 
 def format_count(value: float | None) -> str:
