@@ -60,6 +60,8 @@ def train(args: argparse.Namespace) -> None:
         device=args.device,
         **{name: getattr(args, name) for name in config_defaults(LMConfig) if hasattr(args, name)})
     console.print(result.summary())
+    if result.stopped_by == "interrupt":
+        raise KeyboardInterrupt  # exit 130, after the position was saved
     console.print(f"checkpoints in {out}/ (best.json, last.json); try: lstmlab lm sample {out}")
     if args.json and not console.quiet:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))

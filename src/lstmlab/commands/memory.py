@@ -229,6 +229,8 @@ def memory(args: argparse.Namespace) -> None:
         console.print("[yellow]interrupted: the results above are what was measured so far[/]")
     paths = write_report(result, out)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+    if result.interrupted:
+        raise KeyboardInterrupt  # exit 130; --resume continues
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -406,7 +406,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         decay_every=max(1, round(config.decay_every * spe)) if decay else None,
         max_steps=min(max_steps) if max_steps else None,
         max_seconds=None if minutes is None else minutes * 60,
-        log_every=max(1, min(20, spe)), progress=progress, device=device)
+        log_every=max(1, min(20, spe)), progress=progress, device=device, nonfinite="backoff")
     trainer = Trainer(model, train_config, console=console)
     if not trainer.world.is_main:  # only rank 0 prints
         console = Console(quiet=True)
