@@ -97,11 +97,7 @@ class Vocabulary:
         object.__setattr__(self, "symbols", symbols)
         if not symbols:
             raise ValueError("a vocabulary needs at least one symbol")
-        index = {s: i for i, s in enumerate(symbols)}
-        if len(index) != len(symbols):
-            dupes = [s for s, n in Counter(symbols).items() if n > 1]
-            raise ValueError(f"repeated vocabulary symbols: {dupes[:5]!r}")
-        for s in symbols:
+        for s in symbols:  # before indexing: a symbol may be unhashable
             if not isinstance(s, str) or not s:
                 raise ValueError(f"vocabulary symbols must be non-empty strings, got {s!r}")
             if self.level == "char" and len(s) != 1 and s != UNK:
@@ -109,6 +105,10 @@ class Vocabulary:
                                  f"got {s!r}")
             if self.level == "word" and s.split() != [s]:
                 raise ValueError(f"a word-level symbol cannot contain whitespace, got {s!r}")
+        index = {s: i for i, s in enumerate(symbols)}
+        if len(index) != len(symbols):
+            dupes = [s for s, n in Counter(symbols).items() if n > 1]
+            raise ValueError(f"repeated vocabulary symbols: {dupes[:5]!r}")
         object.__setattr__(self, "_index", index)
 
     @classmethod
@@ -236,7 +236,10 @@ class Vocabulary:
             raise ValueError(f"not an lstmlab vocabulary (expected format {_VOCAB_FORMAT!r})")
         if d.get("version") != 1:
             raise ValueError(f"unsupported vocabulary version {d.get('version')!r}")
-        return cls(d["level"], tuple(d["symbols"]))
+        level, symbols = d.get("level"), d.get("symbols")
+        if not isinstance(level, str) or not isinstance(symbols, list):
+            raise ValueError("a vocabulary needs a 'level' string and a 'symbols' list")
+        return cls(level, tuple(symbols))
 
     def save(self, path: PathLike) -> None:
         """Write the vocabulary as UTF-8 JSON, atomically (a temporary file, then a rename)."""
@@ -253,9 +256,16 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: PathLike) -> Vocabulary:
-        """Read a vocabulary written by ``save``."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Read a vocabulary written by ``save``; anything else is a ValueError naming the
+        file."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+            return cls.from_dict(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise ValueError(f"vocabulary file {path} is not lstmlab vocabulary JSON "
+                             f"({type(error).__name__})") from None
+        except ValueError as error:
+            raise ValueError(f"vocabulary file {path}: {error}") from None
 
 
 # ----------------------------------------------------------------------------------------------
