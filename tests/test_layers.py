@@ -80,7 +80,8 @@ def test_np_layout_is_nn_lstm_layout():
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_parameter_layout(variant):
-    """DESIGN.md's layout: gate blocks i, f, z, o that exist; peepholes; FGR's (3H, 3H)."""
+    """docs/design.md, 'Parameter layout': gate blocks i, f, z, o that exist; peepholes;
+    FGR's (3H, 3H)."""
     layer = LSTM(I, H, num_layers=2, bidirectional=True, variant=variant)
     spec = layer.spec
     gates = {"V": 4, "NP": 4, "NIAF": 4, "NOAF": 4, "FGR": 4,

@@ -2,9 +2,9 @@
 
 A layer runs the cells of ``lstmlab.cells`` over a sequence: stacked layers, both directions,
 variable lengths, initial and final state, optional tracing of every gate. Parameters are named and
-laid out as torch.nn's (see DESIGN.md), so code written for ``torch.nn.LSTM`` runs unchanged and a
-state dict moves between the two. Shapes: T steps, B sequences, I inputs, H hidden units,
-L layers, D directions (2 when bidirectional).
+laid out as torch.nn's (docs/design.md, 'Parameter layout'), so code written for
+``torch.nn.LSTM`` runs unchanged and a state dict moves between the two. Shapes: T steps,
+B sequences, I inputs, H hidden units, L layers, D directions (2 when bidirectional).
 
 The step loop here is the reference; ``lstmlab.kernels`` holds the fast paths, tested against it:
 ``_run`` sends NP LSTM, GRU and RNN to PyTorch's native kernels and the other LSTM variants to the

@@ -1,4 +1,4 @@
-"""Random weight guessing as a learner (TASKS.md E; Schmidhuber, Hochreiter & Bengio 2001).
+"""Random weight guessing as a learner (docs/tasks.md, E; Schmidhuber, Hochreiter, Bengio 2001).
 
 One trial = one guess: draw every weight of a small network (recurrent layer and head, biases
 included) uniformly from [-r, r], run it on the task's fixed training set (``task.fixed_set``) and

@@ -98,9 +98,9 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"{(budget['seconds'] or 0) / 60:g} min; {s['seeds']} seed(s) from {s['seed']}.", "",
         markdown_table(result.summaries), "",
         "Sequences to success count every training sequence seen until the task's own criterion "
-        "(TASKS.md) first held - for lag 2a/2b/2c, whose criterion is 10,000 correct sequences in "
-        "a row, until that streak began, as the 1997 paper counts (its 2a figure, 5,040, is "
-        "below the streak's length); the 1997 paper's figure is for its online learner. "
+        "(docs/tasks.md) first held - for lag 2a/2b/2c, whose criterion is 10,000 correct "
+        "sequences in a row, until that streak began, as the 1997 paper counts (its 2a figure, "
+        "5,040, is below the streak's length); the 1997 paper's figure is for its online learner. "
         "Test errors "
         "are the median, over trials, of wrong sequences among fresh test sequences.", "",
         "References:", ""]
