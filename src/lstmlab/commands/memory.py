@@ -1,5 +1,5 @@
 """`lstmlab memory` and `lstmlab gradients`: the memory suite's commands, thin over
-``lstmlab.experiments.memory`` / ``guessing`` / ``gradients`` and ``lstmlab.viz.plots``."""
+``lstmlab.experiments.memory_suite`` (learner, guessing) / ``gradients`` and ``lstmlab.viz``."""
 
 from __future__ import annotations
 
