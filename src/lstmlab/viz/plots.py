@@ -93,20 +93,31 @@ def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
     fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
+    markers = "osD^v<>"
     for ax, (task, models) in zip(axes.flat, groups.items(), strict=False):
-        for model, points in models.items():
-            points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colour(model),
-                    label=model)
-        ax.set_title(task, fontsize=10)
-        ax.set_xlabel("lag")
-        ax.set_ylabel("% of trials solved")
-        ax.set_ylim(-5, 105)
         lags = sorted({p[0] for points in models.values() for p in points})
-        if len(lags) > 1 and lags[-1] / max(1, lags[0]) >= 10:
-            ax.set_xscale("log")
+        if len(lags) == 1:  # one lag: a bar per learner says more than a lone dot
+            names = list(models)
+            heights = [models[m][0][1] for m in names]
+            bars = ax.bar(range(len(names)), heights, color=[colour(m) for m in names])
+            ax.bar_label(bars, labels=[f"{h:.0f}%" for h in heights], fontsize=8)
+            ax.set_xticks(range(len(names)), names, fontsize=8)
+            ax.set_xlabel(f"learner (lag {lags[0]})")
+        else:
+            # larger markers first, so a learner hidden under another still shows its rim
+            for k, (model, points) in enumerate(models.items()):
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], "-",
+                        marker=markers[k % len(markers)], markersize=9 - 1.5 * (k % 4),
+                        color=colour(model), label=model, zorder=2 + k, alpha=0.9)
+            ax.set_xlabel("lag")
+            if lags[-1] / max(1, lags[0]) >= 10:
+                ax.set_xscale("log")
+            ax.legend(fontsize=8)
+        ax.set_title(task, fontsize=10)
+        ax.set_ylabel("% of trials solved")
+        ax.set_ylim(-5, 110)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
