@@ -8,9 +8,9 @@ import subprocess
 import sys
 import time
 
-ARGS = ["intern", "latch", "--lag", "5", "--models", "lstm,guess", "--seeds", "2",
+ARGS = ["intern", "latch", "--lag", "5", "--learners", "lstm,guess", "--seeds", "2",
         "--budget", "3000", "--hidden", "8", "--test-size", "256"]
-KEYS = ("task", "model", "seed", "solved", "sequences", "sequences_to_success", "test_errors",
+KEYS = ("task", "learner", "seed", "solved", "sequences", "sequences_to_success", "test_errors",
         "guesses")
 
 

@@ -20,7 +20,7 @@ from lstmlab.commands.options import (
 )
 
 QUICK_TASKS = ["intern", "adding", "temporal_order:6a"]
-QUICK_MODELS = "rnn,lstm,guess"
+QUICK_LEARNERS = "rnn,lstm,guess"
 QUICK_BUDGET = 100_000
 QUICK_MINUTES = 1.0
 DEFAULT_TASKS = ["intern", "adding", "temporal_order:6a", "latch", "two_sequence:3a"]
@@ -47,10 +47,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="task names, with a variant after a colon (temporal_order:6b, lag:2c) or "
                         "a variant alone (2a, 3a, 6b); default: "
                         + " ".join(DEFAULT_TASKS) + f" (--quick: {' '.join(QUICK_TASKS)})")
-    p.add_argument("--models", default=None,
+    p.add_argument("--learners", "--models", default=None, dest="learners",
                    help="comma-separated learners: rnn, rnn:relu, lstm, lstm:VARIANT (CIFG, "
                         "NFG+NP, ...), gru, guess (default rnn,lstm,gru,guess; --quick: "
-                        f"{QUICK_MODELS})")
+                        f"{QUICK_LEARNERS})")
     p.add_argument("--lag", type=_lags, default=None,
                    help="the lag/length parameter, or several separated by commas (default: each "
                         "task's own; --quick: 100)")
@@ -86,7 +86,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     "plot the learners on one log-scale chart.")
     g.add_argument("task", metavar="TASK", help="a memory task, e.g. adding, intern, 6a")
     g.add_argument("--lag", type=int, default=None, help="the task's lag/length parameter")
-    g.add_argument("--models", default="rnn,lstm,gru", help="comma-separated model names")
+    g.add_argument("--cells", "--models", default="rnn,lstm,gru", dest="cells",
+                   help="comma-separated cells (default rnn,lstm,gru)")
     g.add_argument("--train", type=int, default=20_000, dest="train_sequences",
                    help="training sequences before the 'trained' measurement (0: init only; "
                         "default 20,000)")
@@ -137,16 +138,16 @@ def memory(args: argparse.Namespace) -> None:
 
     quick = args.quick
     tasks = args.tasks or (QUICK_TASKS if quick else DEFAULT_TASKS)
-    if args.models is None:
-        args.models = QUICK_MODELS if quick else "rnn,lstm,gru,guess"
-    models = [m for m in args.models.split(",") if m.strip()]
+    if args.learners is None:
+        args.learners = QUICK_LEARNERS if quick else "rnn,lstm,gru,guess"
+    learners = [m for m in args.learners.split(",") if m.strip()]
     lags = args.lag or ([100] if quick else [None])
     seeds = args.seeds or (1 if quick else 3)
     budget = Budget(
         sequences=args.budget or (QUICK_BUDGET if quick else config_defaults(Budget)["sequences"]),
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
-    runs = suite.plan(tasks, models, lags)
+    runs = suite.plan(tasks, learners, lags)
     out = Path(args.out or ("runs/memory-quick" if quick else "runs/memory"))
     if quick and args.out is None and not args.resume:  # the demo starts afresh every time
         (out / "results.json").unlink(missing_ok=True)
@@ -175,7 +176,7 @@ def memory(args: argparse.Namespace) -> None:
     def on_start(run: suite.SuiteRun, k: int) -> None:
         lag = f" lag {run.lag}" if run.lag is not None else ""
         variant = f" {run.options['variant']}" if run.options.get("variant") else ""
-        state["label"] = f"{run.name}{variant}{lag} / {run.model} / seed {args.seed + k}"
+        state["label"] = f"{run.name}{variant}{lag} / {run.learner} / seed {args.seed + k}"
         progress.update(state["bar"], description=state["label"], status="")
 
     def listener(point: dict[str, Any]) -> None:
@@ -212,7 +213,7 @@ def memory(args: argparse.Namespace) -> None:
         guesses = f" ({result.guesses:,} guesses)" if result.guesses is not None else ""
         tests = (f", {result.test_errors:,}/{result.test_size:,} test errors"
                  if result.test_errors is not None else "")
-        progress.console.print(f"  {result.task} / {result.model} / seed {result.seed}: "
+        progress.console.print(f"  {result.task} / {result.learner} / seed {result.seed}: "
                                f"{verdict}{at}{guesses}{tests} ({result.seconds:.1f}s)")
 
     previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as Ctrl-C does
@@ -281,15 +282,16 @@ def gradients(args: argparse.Namespace) -> None:
     from lstmlab.viz.plots import gradient_flow_plot
 
     name, options = parse_task(args.task)
-    models = [check_learner(m) for m in args.models.split(",") if m.strip()]
-    if not models or "guess" in models:
-        raise ValueError("--models takes gradient learners (rnn, lstm, lstm:VARIANT, gru)")
+    cells = [check_learner(m) for m in args.cells.split(",") if m.strip()]
+    if not cells or "guess" in cells:
+        raise ValueError("--cells takes the cells of gradient learners (rnn, lstm, "
+                         "lstm:VARIANT, gru)")
     if args.train_sequences < 0:
         raise ValueError(f"--train must be >= 0 sequences, got {args.train_sequences}")
     torch.set_num_threads(args.threads)
     console = Console()
     with console.status(f"measuring gradient flow on {args.task} ..."):
-        report = gradient_flow_experiment(name, options, args.lag, models,
+        report = gradient_flow_experiment(name, options, args.lag, cells,
                                           _learner_config(args), args.train_sequences,
                                           args.measure_batch, args.seed)
     out = Path(args.out)
@@ -306,11 +308,11 @@ def gradients(args: argparse.Namespace) -> None:
         table.add_column(f"d={d}", justify="right")
     for f in report["flows"]:
         by_distance = dict(zip(f["distance"], f["h"], strict=True))
-        table.add_row(f"{f['model']} ({f['stage']})",
+        table.add_row(f"{f['cell']} ({f['stage']})",
                       *[f"{by_distance[d]:.1e}" if d in by_distance else "-" for d in distances])
     console.print(table)
     for f in report["flows"]:
         if f["stage"] == "trained":
-            console.print(f"{f['model']}: after {f['trained_sequences']:,} training sequences, "
+            console.print(f"{f['cell']}: after {f['trained_sequences']:,} training sequences, "
                           f"training accuracy {f['accuracy']:.1%}")
     console.print(f"wrote {png} and {out / (stem + '.json')}")

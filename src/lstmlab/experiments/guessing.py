@@ -89,7 +89,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     wrong, size = (None, 0) if stopped_by == "interrupt" else test_errors(net, task, test_size)
     sequences = guesses * config.guess_set
     return TrialResult(
-        task=task.title, name=name, options=dict(options), lag=task.lag, model=GUESS, seed=seed,
+        task=task.title, name=name, options=dict(options), lag=task.lag, learner=GUESS, seed=seed,
         solved=solved, sequences=sequences, sequences_to_success=sequences if solved else None,
         sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,

@@ -30,7 +30,7 @@ def _row(s: Summary) -> list[str]:
     reference = format_count(s.reference_sequences) if s.reference_sequences else "-"
     tests = "-" if s.median_test_errors is None else \
         f"{format_count(s.median_test_errors)} / {s.test_size:,}"
-    return [s.task, s.model, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
+    return [s.task, s.learner, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
 
 
 def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> Table:

@@ -36,13 +36,13 @@ from lstmlab.tasks.memory import MemoryTask, make_task, parse_task
 
 @dataclass
 class Summary:
-    """Per task x lag x model, over its trials."""
+    """Per task x lag x learner, over its trials."""
 
     task: str
     name: str
     options: dict[str, Any]
     lag: int
-    model: str
+    learner: str
     seeds: int
     solved: int
     median_sequences: float | None  # of the solved trials
@@ -62,12 +62,12 @@ class Summary:
 
 def summarise(results: list[TrialResult], tasks: dict[tuple, MemoryTask] | None = None
               ) -> list[Summary]:
-    """Group trials by (task, lag, model), in order of first appearance."""
+    """Group trials by (task, lag, learner), in order of first appearance."""
     groups: dict[tuple, list[TrialResult]] = {}
     for r in results:
-        groups.setdefault((r.task, r.model), []).append(r)
+        groups.setdefault((r.task, r.learner), []).append(r)
     out = []
-    for (_, model), rs in groups.items():
+    for (_, learner), rs in groups.items():
         first = rs[0]
         won = [r.sequences_to_success for r in rs
                if r.solved and r.sequences_to_success is not None]
@@ -75,7 +75,7 @@ def summarise(results: list[TrialResult], tasks: dict[tuple, MemoryTask] | None 
         tests = [r.test_errors for r in rs if r.test_errors is not None]
         task = make_task(first.name, first.lag, **first.options)
         out.append(Summary(
-            task=first.task, name=first.name, options=first.options, lag=first.lag, model=model,
+            task=first.task, name=first.name, options=first.options, lag=first.lag, learner=learner,
             seeds=len(rs), solved=sum(r.solved for r in rs),
             median_sequences=statistics.median(won) if won else None,
             min_sequences=min(won) if won else None, max_sequences=max(won) if won else None,
@@ -94,7 +94,7 @@ class SuiteRun:
     name: str
     options: dict[str, Any]
     lag: int | None
-    model: str
+    learner: str
 
 
 MAX_LAG = 100_000
@@ -102,23 +102,23 @@ MAX_LAG = 100_000
 hundreds of MB of one-hot inputs for most tasks."""
 
 
-def plan(tasks: list[str], models: list[str], lags: list[int | None]) -> list[SuiteRun]:
-    """Every task x lag x model, checked up front (bad names and lags raise ValueError)."""
+def plan(tasks: list[str], learners: list[str], lags: list[int | None]) -> list[SuiteRun]:
+    """Every task x lag x learner, checked up front (bad names and lags raise ValueError)."""
     if not tasks:
         raise ValueError("name at least one task")
-    if not models:
-        raise ValueError("name at least one learner (e.g. --models rnn,lstm,guess)")
+    if not learners:
+        raise ValueError("name at least one learner (e.g. --learners rnn,lstm,guess)")
     for lag in lags:
         if lag is not None and not 1 <= lag <= MAX_LAG:
             raise ValueError(f"--lag {lag:,} is outside 1..{MAX_LAG:,}: the suite trains on "
                              "whole sequences of that length")
     runs = []
-    models = [check_learner(m) for m in models]
+    learners = [check_learner(m) for m in learners]
     for text in tasks:
         name, options = parse_task(text)
         for lag in lags:
             task = make_task(name, lag, **options)  # raises on a lag too short, a bad variant
-            runs.extend(SuiteRun(name, options, task.lag, m) for m in models)
+            runs.extend(SuiteRun(name, options, task.lag, m) for m in learners)
     return runs
 
 
@@ -144,19 +144,19 @@ class SuiteResult:
 def run_trial(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,
               test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
     """One entry of the suite for one seed, by the learner it names."""
-    trial = guess_trial if run.model == GUESS else train_trial
-    return trial(run.name, run.options, run.lag, *([] if run.model == GUESS else [run.model]),
+    trial = guess_trial if run.learner == GUESS else train_trial
+    return trial(run.name, run.options, run.lag, *([] if run.learner == GUESS else [run.learner]),
                  seed, config, budget, test_size, listener)
 
 
 def run_key(run: SuiteRun, seed: int) -> tuple:
     """What identifies a trial: the entry (task, options, lag, learner) and its seed."""
-    return (run.name, tuple(sorted(run.options.items())), run.lag, run.model, seed)
+    return (run.name, tuple(sorted(run.options.items())), run.lag, run.learner, seed)
 
 
 def trial_key(result: TrialResult) -> tuple:
     """``run_key`` of a finished trial."""
-    return (result.name, tuple(sorted(result.options.items())), result.lag, result.model,
+    return (result.name, tuple(sorted(result.options.items())), result.lag, result.learner,
             result.seed)
 
 

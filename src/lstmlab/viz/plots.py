@@ -59,7 +59,7 @@ def learning_curves(results: Sequence[Any], path: str | Path, metric: str = "acc
             curve = _get(r, "curve")
             if _get(r, "task") != task or not curve:
                 continue
-            model = _get(r, "model")
+            model = _get(r, "learner")
             xs = [p["sequences"] for p in curve]
             ys = [p.get(metric, float("nan")) for p in curve]
             ax.plot(xs, ys, color=colour(model), alpha=0.8, lw=1,
@@ -86,7 +86,7 @@ def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
         options = _get(s, "options")
         key = _get(s, "name") + (f" {options['variant']}" if options.get("variant") else "")
         percent = 100.0 * _get(s, "solved") / max(1, _get(s, "seeds"))
-        groups.setdefault(key, {}).setdefault(_get(s, "model"), []).append(
+        groups.setdefault(key, {}).setdefault(_get(s, "learner"), []).append(
             (_get(s, "lag"), percent))
     columns = min(3, max(1, len(groups)))
     rows = max(1, -(-len(groups) // columns))
@@ -125,7 +125,7 @@ def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") 
     """||dLoss/dh_t|| (solid) and, for LSTMs, ||dLoss/dc_t|| (dotted) against the distance from
     the scored step, on a log scale; one panel per stage ("init", "trained").
 
-    ``flows``: GradientFlow objects or dicts with model, stage, distance (D,), h (D,), c (D,) or
+    ``flows``: GradientFlow objects or dicts with cell, stage, distance (D,), h (D,), c (D,) or
     None (norms averaged over the batch). Zeros (e.g. dL/dc at distance 0, which only the later
     steps carry) are left out of the log-scale lines."""
     path = Path(path)
@@ -139,7 +139,7 @@ def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") 
         for f in flows:
             if _get(f, "stage") != stage:
                 continue
-            model, distance = _get(f, "model"), list(_get(f, "distance"))
+            model, distance = _get(f, "cell"), list(_get(f, "distance"))
             h = [v if v > 0 else float("nan") for v in _get(f, "h")]
             ax.plot(distance, h, color=colour(model), label=f"{model}: dL/dh")
             c = _get(f, "c")
