@@ -18,7 +18,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL = 1.7
-KEYS = ("task", "model", "seed", "solved", "sequences_to_success", "guesses")
+KEYS = ("task", "learner", "seed", "solved", "sequences_to_success", "guesses")
 
 
 def run(jobs: int, folder: Path, extra: list[str]) -> tuple[float, list]:
@@ -35,22 +35,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--models", default="rnn,lstm,guess",
+    parser.add_argument("--learners", default="rnn,lstm,guess",
                         help="learners (default: the quick suite's). The RNN runs into the "
                              "1-minute cap, so its sequences seen (not compared) depend on "
                              "the machine's speed")
     args = parser.parse_args()
-    extra = ["--models", args.models]
+    extra = ["--learners", args.learners]
     with tempfile.TemporaryDirectory() as folder:
         serial, a = run(1, Path(folder), extra)
         parallel, b = run(args.jobs, Path(folder), extra)
     ratio = serial / parallel
-    print(f"lstmlab memory --quick --models {args.models}: --jobs 1 {serial:.1f} s, "
+    print(f"lstmlab memory --quick --learners {args.learners}: --jobs 1 {serial:.1f} s, "
           f"--jobs {args.jobs} {parallel:.1f} s: {ratio:.2f}x (goal >= {GOAL}x: "
           f"{'met' if ratio >= GOAL else 'missed'}); results identical: {a == b}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "memory_jobs.json").write_text(json.dumps(
-        {"jobs": args.jobs, "models": args.models, "serial_seconds": serial,
+        {"jobs": args.jobs, "learners": args.learners, "serial_seconds": serial,
          "parallel_seconds": parallel, "speedup": ratio, "identical": a == b,
          "trials": a}, indent=1))
     return 0 if a == b else 1

@@ -36,41 +36,42 @@ RESULTS = ROOT / "results" / "memory"
 # (entry name, group, `lstmlab memory` arguments without --trials/--out)
 ENTRIES: list[tuple[str, str, str]] = [
     # LSTM goals, cheapest first: budget = the paper's figure where there is one
-    ("6a", "lstm", "temporal_order:6a --models lstm --budget 31390"),
+    ("6a", "lstm", "temporal_order:6a --learners lstm --budget 31390"),
     # reber: batches of 8 (with 32 it needs ~27,000 sequences: fewer, larger steps)
-    ("reber", "lstm", "reber --models lstm --batch 8 --budget 39740"),
-    ("3a-100", "lstm", "two_sequence:3a --lag 100 --models lstm --budget 27380"),
-    ("dsr", "lstm", "dsr --models lstm --budget 200000"),
+    ("reber", "lstm", "reber --learners lstm --batch 8 --budget 39740"),
+    ("3a-100", "lstm", "two_sequence:3a --lag 100 --learners lstm --budget 27380"),
+    ("dsr", "lstm", "dsr --learners lstm --budget 200000"),
     # copy: 10 digits x 3 bits held for 100 steps; H=32 stays at the memoryless baseline
-    ("copy-100", "lstm", "copy --lag 100 --models lstm --hidden 128 --budget 2000000"),
-    ("adding-100", "lstm", "adding --lag 100 --models lstm --budget 74000"),
+    ("copy-100", "lstm", "copy --lag 100 --learners lstm --hidden 128 --budget 2000000"),
+    ("adding-100", "lstm", "adding --lag 100 --learners lstm --budget 74000"),
     # lag: the budget is the paper's figure plus the 10,000-sequence streak that proves success
-    ("lag-2c-100", "lstm", "lag:2c --lag 100 --models lstm --budget 41000"),
-    ("multiplication-100", "lstm", "multiplication --lag 100 --models lstm --budget 482000"),
-    ("6b", "lstm", "temporal_order:6b --models lstm --budget 571100"),
-    ("adding-500", "lstm", "adding --lag 500 --models lstm --budget 209000"),
-    ("lag-2c-1000", "lstm", "lag:2c --lag 1000 --models lstm --budget 59000"),
+    ("lag-2c-100", "lstm", "lag:2c --lag 100 --learners lstm --budget 41000"),
+    ("multiplication-100", "lstm", "multiplication --lag 100 --learners lstm --budget 482000"),
+    ("6b", "lstm", "temporal_order:6b --learners lstm --budget 571100"),
+    ("adding-500", "lstm", "adding --lag 500 --learners lstm --budget 209000"),
+    ("lag-2c-1000", "lstm", "lag:2c --lag 1000 --learners lstm --budget 59000"),
     # more seeds of the same, run apart (--trials 2): each trial takes ~11 minutes here
-    ("lag-2c-1000-more", "lstm", "lag:2c --lag 1000 --models lstm --budget 59000 --seed 1"),
+    ("lag-2c-1000-more", "lstm", "lag:2c --lag 1000 --learners lstm --budget 59000 --seed 1"),
     # 2a/2b: 101 logistic outputs, 99 of them (2b) or all but one (2a) 0 at almost every step;
     # the head's bias starts at each output's prior (LearnerConfig.head_init). The lag tasks
     # count the sequences before their 10,000-in-a-row streak, as the paper does.
-    ("lag-2a-100", "lstm", "lag:2a --lag 100 --models lstm --budget 100000"),
-    ("lag-2b-100", "lstm", "lag:2b --lag 100 --models lstm --budget 100000"),
+    ("lag-2a-100", "lstm", "lag:2a --lag 100 --learners lstm --budget 100000"),
+    ("lag-2b-100", "lstm", "lag:2b --lag 100 --learners lstm --budget 100000"),
     # the Elman RNN, with the LSTM's budgets
-    ("rnn-intern-100", "rnn", "intern --lag 100 --models rnn,lstm --budget 100000"),
-    ("rnn-intern-200", "rnn", "intern --lag 200 --models rnn,lstm --budget 100000"),
-    ("rnn-adding-100", "rnn", "adding --lag 100 --models rnn --budget 74000"),
-    ("rnn-6a", "rnn", "temporal_order:6a --models rnn --budget 31390"),
+    ("rnn-intern-100", "rnn", "intern --lag 100 --learners rnn,lstm --budget 100000"),
+    ("rnn-intern-200", "rnn", "intern --lag 200 --learners rnn,lstm --budget 100000"),
+    ("rnn-adding-100", "rnn", "adding --lag 100 --learners rnn --budget 74000"),
+    ("rnn-6a", "rnn", "temporal_order:6a --learners rnn --budget 31390"),
     # weight guessing against the LSTM
-    ("guess-latch-100", "guess", "latch --lag 100 --models guess,lstm --budget 200000 --minutes 5"),
+    ("guess-latch-100", "guess",
+     "latch --lag 100 --learners guess,lstm --budget 200000 --minutes 5"),
     # parity: the 2001 paper's mean is ~2,800 guesses; the budget allows ~31,000
-    ("guess-parity-25", "guess", "parity --lag 25 --models guess --budget 4000000 --minutes 5"),
-    ("lstm-parity-25", "guess", "parity --lag 25 --models lstm --budget 1000000 --minutes 5"),
+    ("guess-parity-25", "guess", "parity --lag 25 --learners guess --budget 4000000 --minutes 5"),
+    ("lstm-parity-25", "guess", "parity --lag 25 --learners lstm --budget 1000000 --minutes 5"),
     ("guess-3a-100", "guess",
-     "two_sequence:3a --lag 100 --models guess,lstm --budget 1000000 --minutes 5"),
-    ("guess-adding-100", "guess", "adding --lag 100 --models guess --budget 1000000 --minutes 5"),
-    ("guess-6a", "guess", "temporal_order:6a --models guess --budget 1000000 --minutes 5"),
+     "two_sequence:3a --lag 100 --learners guess,lstm --budget 1000000 --minutes 5"),
+    ("guess-adding-100", "guess", "adding --lag 100 --learners guess --budget 1000000 --minutes 5"),
+    ("guess-6a", "guess", "temporal_order:6a --learners guess --budget 1000000 --minutes 5"),
 ]
 GROUPS = ("lstm", "rnn", "guess")
 
@@ -101,7 +102,8 @@ def collect(results: Path = RESULTS) -> Path:
         fields = set(Summary.__dataclass_fields__)
         cmd = (data["settings"].get("command") or "").replace(f"{Path.cwd()}/", "")
         for s in data["summary"]:
-            s.setdefault("seeds", s.get("trials"))  # results written before the rename
+            s.setdefault("seeds", s.get("trials"))  # results written before the renames
+            s.setdefault("learner", s.get("model"))
             row = _row(Summary(**{k: v for k, v in s.items() if k in fields}))
             flag = " (interrupted)" if data.get("interrupted") else ""
             lines.append("| " + " | ".join(row) + f" | `{cmd}`{flag} |")

@@ -78,7 +78,7 @@ def test_memory_jobs_give_the_serial_results():
     serial = suite.run_suite(runs, seeds=2, config=config, budget=budget, test_size=256)
     parallel = suite.run_suite(runs, seeds=2, config=config, budget=budget, test_size=256,
                                jobs=2)
-    keys = ("task", "model", "seed", "solved", "sequences", "sequences_to_success",
+    keys = ("task", "learner", "seed", "solved", "sequences", "sequences_to_success",
             "test_errors", "guesses")
     assert [tuple(getattr(r, k) for k in keys) for r in serial.results] == \
         [tuple(getattr(r, k) for k in keys) for r in parallel.results]

@@ -50,10 +50,11 @@ def assert_close(got, ref, tol):
         assert diff <= tol * scale, f"{name}: {diff:.2e}"
 
 
-CONFIGS = {  # num_layers, bidirectional, batch_first, lengths, initial state
-    "L2-bi-lengths-h0": (2, True, False, [7, 3, 5, 1], True),
-    "L1-uni-bf": (1, False, True, None, False),
-    "L3-uni-lengths-h0": (3, False, False, [2, 7, 7, 4], True),
+CONFIGS = {  # num_layers, bidirectional, batch_first, lengths, initial state, proj_size
+    "L2-bi-lengths-h0": (2, True, False, [7, 3, 5, 1], True, 0),
+    "L1-uni-bf": (1, False, True, None, False, 0),
+    "L3-uni-lengths-h0": (3, False, False, [2, 7, 7, 4], True, 0),
+    "L2-bi-proj-lengths-h0": (2, True, False, [7, 3, 5, 1], True, 3),
 }
 
 
@@ -63,16 +64,16 @@ CONFIGS = {  # num_layers, bidirectional, batch_first, lengths, initial state
 def test_fused_equals_loop(variant, config, compiled):
     """Outputs, final states and all gradients within 1e-5 (float32)."""
     needs_compiler(compiled)
-    layers, bi, batch_first, lengths, with_state = CONFIGS[config]
+    layers, bi, batch_first, lengths, with_state, proj = CONFIGS[config]
     torch.manual_seed(0)
     layer = LSTM(I, H, num_layers=layers, bidirectional=bi, batch_first=batch_first,
-                 variant=variant)
+                 proj_size=proj, variant=variant)
     x = torch.randn((B, T, I) if batch_first else (T, B, I))
     if lengths is not None:  # padding content must not matter on either path
         for b, n in enumerate(lengths):
             x[n:, b] = 100.0
-    shape = (layers * (2 if bi else 1), B, H)
-    state = (torch.randn(shape), torch.randn(shape)) if with_state else None
+    first = layers * (2 if bi else 1)
+    state = (torch.randn(first, B, proj or H), torch.randn(first, B, H)) if with_state else None
     ref = _run(layer, x, state, lengths, "loop")
     got = _run(layer, x, state, lengths, "fused", compiled)
     assert_close(got, ref, 1e-5)
@@ -92,16 +93,20 @@ def test_fused_float64_exact(variant, compiled):
 
 
 @pytest.mark.parametrize("compiled", COMPILED)
-@pytest.mark.parametrize("variant", SPECS)
+@pytest.mark.parametrize("variant", SPECS + ["V+proj", "CIFG+NOAF+FGR+proj"])
 def test_fused_gradcheck(variant, compiled):
-    """The hand-derived backward against finite differences (float64), lengths and state."""
+    """The hand-derived backward against finite differences (float64), lengths and state (and a
+    projection, proj_size=2 with H=3)."""
     needs_compiler(compiled)
     torch.manual_seed(5)
-    layer = LSTM(2, 2, num_layers=2, bidirectional=True, variant=variant).double()
+    proj = variant.endswith("+proj")
+    hidden = 3 if proj else 2
+    layer = LSTM(2, hidden, num_layers=2, bidirectional=True, proj_size=2 if proj else 0,
+                 variant=variant.removesuffix("+proj")).double()
     names = [n for n, _ in layer.named_parameters()]
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 2, hidden, dtype=torch.float64, requires_grad=True)
 
     def f(x, h0, c0, *ps):
         with kernels.use("fused", compiled=compiled):
@@ -255,26 +260,27 @@ def _grad_fn_names(out):
 def test_auto_picks_native_fused_or_loop():
     torch.manual_seed(8)
     x = torch.randn(T, B, I)
-    np_layer, v_layer, gru = LSTM(I, H), LSTM(I, H, variant="V"), GRU(I, H)
-    assert kernels.choose(np_layer, recording=False)[0] == "native"
-    assert kernels.choose(gru, recording=False)[0] == "native"
-    assert kernels.choose(v_layer, recording=False)[0] == "fused"
-    assert kernels.choose(v_layer, recording=True)[0] == "loop"
+    np_layer, v_layer = LSTM(I, H), LSTM(I, H, variant="V")
+    NP, V = VARIANTS["NP"], VARIANTS["V"]
+    assert kernels.choose("auto", NP, recording=False)[0] == "native"
+    assert kernels.choose("auto", None, recording=False)[0] == "native"  # GRU, RNN
+    assert kernels.choose("auto", V, recording=False)[0] == "fused"
+    assert kernels.choose("auto", V, recording=True)[0] == "loop"
     assert "FusedLSTMFunctionBackward" in _grad_fn_names(v_layer(x)[0])
     assert "FusedLSTMFunctionBackward" not in _grad_fn_names(np_layer(x)[0])
     with kernels.use("loop"):
         assert "FusedLSTMFunctionBackward" not in _grad_fn_names(v_layer(x)[0])
     with kernels.use("fused"):
-        assert kernels.choose(np_layer, recording=False)[0] == "fused"
-        assert kernels.choose(gru, recording=False)[0] == "native"  # no fused GRU kernel
+        assert kernels.choose("auto", NP, recording=False)[0] == "fused"
+        assert kernels.choose("auto", None, recording=False)[0] == "native"  # no fused GRU
 
 
 def test_layer_kernel_attribute_and_bad_paths():
     layer = LSTM(I, H, variant="CIFG")
     layer.kernel = "loop"
-    assert kernels.choose(layer, recording=False)[0] == "loop"
+    assert kernels.choose(layer.kernel, layer.spec, recording=False)[0] == "loop"
     with kernels.use("fused"):  # a use() block wins over the layer
-        assert kernels.choose(layer, recording=False)[0] == "fused"
+        assert kernels.choose(layer.kernel, layer.spec, recording=False)[0] == "fused"
     with pytest.raises(ValueError, match="kernel path"):
         layer.kernel = "fast"
     with pytest.raises(ValueError, match="kernel path"), kernels.use("cudnn"):

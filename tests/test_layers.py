@@ -71,6 +71,136 @@ def test_equals_torch_nn(kind, num_layers, bidirectional, batch_first, with_stat
         assert (p.grad - ref_grads[name].grad).abs().max().item() <= 1e-5, name
 
 
+@pytest.mark.parametrize("path", ["loop", "auto", "fused"])
+@pytest.mark.parametrize(("num_layers", "bidirectional", "batch_first", "with_state"), CONFIGS,
+                         ids=CONFIG_IDS)
+def test_projection_equals_torch_nn(num_layers, bidirectional, batch_first, with_state, path):
+    """proj_size: NP gives nn.LSTM(proj_size=2)'s outputs, states and gradients on every path."""
+    g = torch.Generator().manual_seed(21)
+    torch.manual_seed(20)
+    ref = nn.LSTM(I, H, num_layers=num_layers, bidirectional=bidirectional,
+                  batch_first=batch_first, proj_size=2)
+    ours = LSTM.from_torch(ref)
+    assert ours.proj_size == 2
+    x = torch.randn((B, T, I) if batch_first else (T, B, I), generator=g)
+    d = 2 if bidirectional else 1
+    state = (torch.randn(num_layers * d, B, 2, generator=g),
+             torch.randn(num_layers * d, B, H, generator=g)) if with_state else None
+    out_ref, (h_ref, c_ref) = ref(x, state)
+    with lstmlab.kernels.use(path):
+        out, (h, c) = ours(x, state)
+    assert out.shape == out_ref.shape == (x.shape[0], x.shape[1], 2 * d)
+    assert h.shape == (num_layers * d, B, 2) and c.shape == (num_layers * d, B, H)
+    assert _max_diff((out, h, c), (out_ref, h_ref, c_ref)) <= 1e-5
+    weights = torch.randn(out.shape, generator=g)
+    ((out_ref * weights).sum() + h_ref.sum() + 2 * c_ref.sum()).backward()
+    ((out * weights).sum() + h.sum() + 2 * c.sum()).backward()
+    ref_grads = dict(ref.named_parameters())
+    for name, p in ours.named_parameters():
+        assert (p.grad - ref_grads[name].grad).abs().max().item() <= 1e-5, name
+
+
+@pytest.mark.parametrize("variant", ["V", "CIFG", "NOG+NOAF", "FGR"])
+def test_projection_is_w_hr_times_the_output(variant):
+    """LSTMP for a variant: y_t = W_hr (h(c_t) o_t), and the recurrence sees the projected y."""
+    torch.manual_seed(22)
+    layer = LSTM(I, H, proj_size=2, variant=variant).double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    out, (h_n, c_n), trace = layer(x, return_trace=True)
+    tr = trace[0]
+    h_of_c = tr["c"] if "NOAF" in variant else torch.tanh(tr["c"])
+    expected = (h_of_c * tr["o"]) @ layer.weight_hr_l0.T
+    assert out.shape == (T, B, 2) and torch.allclose(out, expected, atol=1e-12)
+    assert torch.equal(h_n[0], out[-1]) and torch.equal(c_n[0], tr["c"][-1])
+    assert layer.weight_hh_l0.shape == (len(layer.spec.gates) * H, 2)
+    unprojected = LSTM(I, H, variant=variant).double()
+    with torch.no_grad():  # the same cell fed the projected y_{t-1}: step 2 onwards depends on it
+        for name, p in unprojected.named_parameters():
+            if name != "weight_hh_l0":
+                p.copy_(getattr(layer, name))
+        unprojected.weight_hh_l0.copy_(layer.weight_hh_l0 @ layer.weight_hr_l0)
+    _, _, trace_u = unprojected(x, return_trace=True)
+    assert torch.allclose(trace_u[0]["c"], tr["c"], atol=1e-12)  # R y = (R W_hr) m
+
+
+@pytest.mark.parametrize("variant", ["V", "CIFG+NOAF+FGR"])
+def test_gradcheck_projection(variant):
+    torch.manual_seed(23)
+    layer = LSTM(2, 3, num_layers=2, bidirectional=True, proj_size=2, variant=variant).double()
+    x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    c0 = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    names = [n for n, _ in layer.named_parameters()]
+
+    def f(x, h0, c0, *ps):
+        out, (h, c) = torch.func.functional_call(layer, dict(zip(names, ps, strict=True)),
+                                                 (x, (h0, c0)), {"lengths": [3, 2]})
+        return out, h, c
+
+    inputs = (x, h0, c0, *[p.detach().clone().requires_grad_() for p in layer.parameters()])
+    with lstmlab.kernels.use("loop"):
+        assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6)
+
+
+def test_signature_is_torch_nn_s():
+    """torch.nn's positional order (proj_size 8th for the LSTM, nonlinearity 4th for the RNN);
+    lstmlab's own options are keyword-only after it."""
+    import inspect
+
+    layer = LSTM(4, 6, 1, True, False, 0.0, False, 0)
+    assert layer.proj_size == 0 and layer.variant == "NP"
+    assert LSTM(4, 6, 2, True, True, 0.0, True, 3).proj_size == 3
+    assert LSTM(4, 6, 1, True, False, 0.0, False, 0, "cpu", torch.float64).weight_ih_l0.dtype \
+        == torch.float64
+    assert RNN(4, 6, 1, "relu").nonlinearity == "relu"
+    with pytest.raises(TypeError):
+        LSTM(4, 6, 1, True, False, 0.0, False, "V")
+    params = inspect.signature(LSTM).parameters
+    assert list(params)[:10] == ["input_size", "hidden_size", "num_layers", "bias", "batch_first",
+                                 "dropout", "bidirectional", "proj_size", "device", "dtype"]
+    assert params["variant"].kind is params["forget_bias"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert list(inspect.signature(RNN).parameters)[3] == "nonlinearity"
+    assert list(inspect.signature(LSTM.forward).parameters)[:3] == ["self", "input", "hx"]
+
+
+@pytest.mark.parametrize("kind", ["lstm", "lstm-proj", "gru", "rnn"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_unbatched_input_has_torch_s_shapes(kind, batch_first):
+    """A (T, I) input gives (T, D*Hy) and states without the batch axis, batch_first or not."""
+    torch.manual_seed(24)
+    make = {"lstm": lambda: nn.LSTM(I, H, 2, batch_first=batch_first, bidirectional=True),
+            "lstm-proj": lambda: nn.LSTM(I, H, 2, batch_first=batch_first, proj_size=3),
+            "gru": lambda: nn.GRU(I, H, batch_first=batch_first),
+            "rnn": lambda: nn.RNN(I, H, batch_first=batch_first)}[kind]
+    ref = make()
+    ours = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}[type(ref)].from_torch(ref)
+    x = torch.randn(T, I)
+    out_ref, state_ref = ref(x)
+    out, state = ours(x)
+    assert out.shape == out_ref.shape and out.dim() == 2
+    assert _max_diff(out, out_ref) <= 1e-5 and _max_diff(state, state_ref) <= 1e-5
+    out2, _ = ours(x, hx=state)  # the hx keyword, unbatched state
+    out2_ref, _ = ref(x, hx=state_ref)
+    assert _max_diff(out2, out2_ref) <= 1e-5
+
+
+@pytest.mark.parametrize("path", ["loop", "auto", "fused"])
+@pytest.mark.parametrize("make", [lambda: LSTM(I, H, 2, bidirectional=True),
+                                  lambda: LSTM(I, H, proj_size=2, variant="V"),
+                                  lambda: GRU(I, H), lambda: RNN(I, H, batch_first=True)],
+                         ids=["lstm", "lstm-V-proj", "gru", "rnn-bf"])
+def test_empty_batch(make, path):
+    """A batch of 0 sequences gives empty outputs and states of torch.nn's shapes."""
+    layer = make()
+    x = torch.randn(0, T, I) if layer.batch_first else torch.randn(T, 0, I)
+    with lstmlab.kernels.use(path):
+        out, state = layer(x)
+    d, hy = layer.num_directions, layer.output_size
+    assert out.shape == ((0, T, d * hy) if layer.batch_first else (T, 0, d * hy))
+    states = state if isinstance(state, tuple) else (state,)
+    assert states[0].shape == (layer.num_layers * d, 0, hy)
+
+
 def test_np_layout_is_nn_lstm_layout():
     ref = nn.LSTM(I, H, num_layers=2, bidirectional=True)
     ours = LSTM(I, H, num_layers=2, bidirectional=True)
@@ -80,7 +210,8 @@ def test_np_layout_is_nn_lstm_layout():
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_parameter_layout(variant):
-    """DESIGN.md's layout: gate blocks i, f, z, o that exist; peepholes; FGR's (3H, 3H)."""
+    """docs/design.md, 'Parameter layout': gate blocks i, f, z, o that exist; peepholes;
+    FGR's (3H, 3H)."""
     layer = LSTM(I, H, num_layers=2, bidirectional=True, variant=variant)
     spec = layer.spec
     gates = {"V": 4, "NP": 4, "NIAF": 4, "NOAF": 4, "FGR": 4,
@@ -362,7 +493,8 @@ def test_tracing_context_records_nested_layers():
 def test_interop_round_trip():
     torch.manual_seed(16)
     x = torch.randn(T, B, I)
-    for ref in [nn.LSTM(I, H, 2, bidirectional=True), nn.GRU(I, H, 2), nn.RNN(I, H, 2, "relu")]:
+    for ref in [nn.LSTM(I, H, 2, bidirectional=True), nn.LSTM(I, H, 2, proj_size=2),
+                nn.GRU(I, H, 2), nn.RNN(I, H, 2, "relu")]:
         ours = {nn.LSTM: LSTM, nn.GRU: GRU, nn.RNN: RNN}[type(ref)].from_torch(ref)
         back = ours.to_torch()
         assert type(back) is type(ref)
@@ -376,9 +508,7 @@ def test_to_torch_refuses_other_variants(variant):
         LSTM(I, H, variant=variant).to_torch()
 
 
-def test_from_torch_refuses_projection_and_wrong_type():
-    with pytest.raises(ValueError, match="proj_size"):
-        LSTM.from_torch(nn.LSTM(I, H, proj_size=2))
+def test_from_torch_refuses_wrong_type():
     with pytest.raises(TypeError, match="torch.nn.LSTM"):
         LSTM.from_torch(nn.GRU(I, H))
 
@@ -419,28 +549,41 @@ def test_bias_false():
     assert not any("bias" in n for n, _ in LSTM(I, H, bias=False, variant="V").named_parameters())
 
 
-@pytest.mark.parametrize(("make_input", "error", "match"), [
-    (lambda: torch.randn(T, B, I, 1), ValueError, r"3 dimensions \(T, B, I\)"),
-    (lambda: torch.randn(T, B, I + 1), ValueError, "input_size=3"),
-    (lambda: torch.randn(T, B, I, dtype=torch.float64), TypeError, "does not match"),
-    (lambda: torch.ones(T, B, I, dtype=torch.long), TypeError, "floating-point"),
-    (lambda: [[1.0]], TypeError, "Tensor or PackedSequence"),
-    (lambda: torch.randn(0, B, I), ValueError, "no steps"),
+@pytest.mark.parametrize(("make_input", "errors", "match"), [
+    (lambda: torch.randn(T, B, I, 1), (ValueError,),
+     r"Expected input to be 2D or 3D, got 4D instead: input must be \(T, B, I\)"),
+    (lambda: torch.randn(T, B, I + 1), (ValueError, RuntimeError),
+     r"input.size\(-1\) must be equal to input_size. Expected 3, got 4"),
+    (lambda: torch.randn(T, B, I, dtype=torch.float64), (TypeError, ValueError),
+     r"input dtype \(torch.float64\) does not match weight dtype \(torch.float32\)"),
+    (lambda: torch.ones(T, B, I, dtype=torch.long), (TypeError, ValueError),
+     r"Convert input: input.to\(torch.float32\)"),
+    (lambda: [[1.0]], (TypeError,), "Tensor or PackedSequence"),
+    (lambda: torch.randn(0, B, I), (ValueError, RuntimeError),
+     "Expected sequence length to be larger than 0.*no steps"),
 ])
-def test_bad_input(make_input, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_input(make_input, errors, match):
+    """torch.nn's error types and message fragments; lstmlab's errors are also the types it used
+    to raise (ValueError, TypeError), so both styles of ``except`` catch them."""
+    with pytest.raises(errors[0], match=match) as caught:
         LSTM(I, H)(make_input())
+    assert all(isinstance(caught.value, e) for e in errors)
 
 
-@pytest.mark.parametrize(("state", "error", "match"), [
-    (torch.zeros(1, B, H), TypeError, r"\(h, c\) each of shape \(1, 3, 4\)"),
-    ((torch.zeros(1, B, H), torch.zeros(2, B, H)), ValueError, r"expected \(1, 3, 4\)"),
-    ((torch.zeros(1, B + 1, H), torch.zeros(1, B + 1, H)), ValueError, r"expected \(1, 3, 4\)"),
-    ((torch.zeros(1, B, H, dtype=torch.float64),) * 2, TypeError, "float32"),
+@pytest.mark.parametrize(("state", "errors", "match"), [
+    (torch.zeros(1, B, H), (TypeError,), r"\(h, c\) of shapes \(1, 3, 4\) and \(1, 3, 4\)"),
+    ((torch.zeros(1, B, H), torch.zeros(2, B, H)), (RuntimeError, ValueError),
+     r"Expected hidden\[1\] size \(1, 3, 4\), got \[2, 3, 4\]"),
+    ((torch.zeros(1, B + 1, H), torch.zeros(1, B + 1, H)), (RuntimeError, ValueError),
+     r"Expected hidden\[0\] size \(1, 3, 4\), got \[1, 4, 4\]"),
+    ((torch.zeros(B, H), torch.zeros(B, H)), (RuntimeError, ValueError),
+     r"For batched 3-D input, hx and cx should also be 3-D but got \(2-D, 2-D\)"),
+    ((torch.zeros(1, B, H, dtype=torch.float64),) * 2, (TypeError, ValueError), "float32"),
 ])
-def test_bad_state(state, error, match):
-    with pytest.raises(error, match=match):
+def test_bad_state(state, errors, match):
+    with pytest.raises(errors[0], match=match) as caught:
         LSTM(I, H)(torch.randn(T, B, I), state)
+    assert all(isinstance(caught.value, e) for e in errors)
 
 
 def test_bad_state_gru():
@@ -461,12 +604,29 @@ def test_bad_lengths(lengths, error, match):
         LSTM(I, H)(torch.randn(T, B, I), lengths=lengths)
 
 
-def test_bad_constructor_arguments():
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
-        LSTM(I, 0)
-    with pytest.raises(ValueError, match="dropout must be a number in"):
-        GRU(I, H, num_layers=2, dropout=1.5)
-    with pytest.raises(ValueError, match="nonlinearity must be one of"):
-        RNN(I, H, nonlinearity="sigmoid")
+@pytest.mark.parametrize(("make", "error", "match"), [
+    (lambda: LSTM(I, 0), ValueError, "hidden_size must be greater than zero"),
+    (lambda: GRU(0, H), ValueError, "input_size must be greater than zero"),
+    (lambda: RNN(I, H, 0), ValueError, "num_layers must be greater than zero"),
+    (lambda: GRU(I, H, num_layers=2, dropout=1.5), ValueError,
+     r"dropout should be a number in range \[0, 1\]"),
+    (lambda: RNN(I, H, nonlinearity="sigmoid"), ValueError,
+     "Unknown nonlinearity 'sigmoid'. Select from 'tanh' or 'relu'"),
+    (lambda: LSTM(I, H, bias=0), TypeError, "bias should be of type bool, got: int"),
+    (lambda: GRU(I, H, batch_first=1), TypeError, "batch_first should be of type bool, got: int"),
+    (lambda: RNN(3.0, H), TypeError, "input_size should be of type int, got: float"),
+    (lambda: LSTM(I, "4"), TypeError, "hidden_size should be of type int, got: str"),
+    (lambda: LSTM(I, H, 1.0), TypeError, "num_layers should be of type int, got: float"),
+    (lambda: LSTM(I, H, proj_size=H), ValueError, "proj_size has to be smaller than hidden_size"),
+    (lambda: LSTM(I, H, proj_size=-1), ValueError, "proj_size should be a positive integer"),
+    (lambda: LSTM(I, H, bias=0, variant="V", forget_bias=1.0), TypeError, "bias should be"),
+])
+def test_bad_constructor_arguments(make, error, match):
+    """torch.nn.RNNBase's checks, with its error types and messages."""
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_dropout_with_one_layer_warns():
     with pytest.warns(UserWarning, match="num_layers=1"):
         LSTM(I, H, dropout=0.2)

@@ -192,7 +192,8 @@ def test_ctrl_c_then_resume_continues_exactly(text_file, tmp_path, monkeypatch):
     first = train(text_file, out=tmp_path / "split", steps=10, **common)
     assert first.stopped_by == "interrupt" and first.steps == 6
     monkeypatch.setattr(lm_train.WindowStep, "__call__", original)
-    train(text_file, out=tmp_path / "split", steps=10, resume=True, **common)
+    resumed = train(text_file, out=tmp_path / "split", resume=True, **common)
+    assert resumed.steps == 10  # the budget is in the checkpoint: no flag needed
     whole = _weights(tmp_path / "whole" / "last.safetensors")
     split = _weights(tmp_path / "split" / "last.safetensors")
     assert all(torch.equal(whole[name], split[name]) for name in whole)
@@ -365,3 +366,21 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="level"):
         LMConfig(level="byte")
     assert math.isclose(LMConfig().lr, 2e-3)
+
+
+def test_evaluation_does_not_depend_on_how_it_is_batched(run_dir, tmp_path):
+    long_text = tmp_path / "long.txt"
+    long_text.write_text(TEXT * 4)
+    figures = [evaluate(run_dir, long_text, batch_size=b, seq_len=t).nats
+               for b, t in ((1, 100), (3, 7), (64, 1000))]
+    assert max(figures) - min(figures) < 1e-5 * figures[0]
+
+
+def test_unknown_characters_are_refused_or_left_out(run_dir, tmp_path):
+    odd = tmp_path / "odd.txt"
+    odd.write_text("the cat sat on the mat. ~~ " * 20)  # '~' was never seen
+    with pytest.raises(ValueError, match="pass --skip-unknown"):
+        evaluate(run_dir, odd)
+    scored = evaluate(run_dir, odd, skip_unknown=True)
+    assert scored.skipped == 40 and scored.tokens == len("the cat sat on the mat.  ") * 20 - 1
+    assert main(["lm", "eval", str(run_dir), str(odd), "--skip-unknown"]) == 0

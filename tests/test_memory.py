@@ -90,7 +90,7 @@ def test_interrupt_keeps_what_was_measured(tmp_path):
     result = suite.run_suite(runs, seeds=1, config=config,
                              budget=Budget(sequences=10_000, guesses=3), listener=listener)
     assert result.interrupted
-    assert [r.model for r in result.results] == ["guess", "lstm"]
+    assert [r.learner for r in result.results] == ["guess", "lstm"]
     assert result.results[-1].stopped_by == "interrupt" and result.results[-1].sequences == 64
     from lstmlab.experiments.memory_report import write_report
     paths = write_report(result, tmp_path)
@@ -130,12 +130,12 @@ def test_lstm_learns_lag_2b_and_counts_before_the_streak():
 
 def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["memory", "intern", "--lag", "5", "--models", "lstm,guess", "--seeds", "1",
+    code = main(["memory", "intern", "--lag", "5", "--learners", "lstm,guess", "--seeds", "1",
                  "--budget", "30000", "--minutes", "1", "--test-size", "512", "--hidden", "16",
                  "--out", str(out)])
     assert code == 0
     data = json.loads((out / "results.json").read_text())
-    by_model = {s["model"]: s for s in data["summary"]}
+    by_model = {s["learner"]: s for s in data["summary"]}
     lstm = by_model["lstm"]
     assert lstm["solved"] == 1 and lstm["percent_solved"] == 100
     assert 0 < lstm["median_sequences"] <= 30_000 and lstm["median_test_errors"] <= 5
@@ -171,12 +171,12 @@ def test_gradient_flow_shapes_and_lstm_beats_rnn():
 
 
 def test_gradients_command_writes_the_plot(tmp_path):
-    code = main(["gradients", "intern", "--lag", "10", "--models", "rnn,lstm,gru", "--train",
+    code = main(["gradients", "intern", "--lag", "10", "--cells", "rnn,lstm,gru", "--train",
                  "64", "--batch-size", "8", "--hidden", "8", "--out", str(tmp_path)])
     assert code == 0
     assert (tmp_path / "gradients-intern-10.png").read_bytes()[:4] == b"\x89PNG"
     report = json.loads((tmp_path / "gradients-intern-10.json").read_text())
-    assert [(f["model"], f["stage"]) for f in report["flows"]] == [
+    assert [(f["cell"], f["stage"]) for f in report["flows"]] == [
         (m, s) for m in ("rnn", "lstm", "gru") for s in ("init", "trained")]
 
 
@@ -184,7 +184,7 @@ def test_gradients_command_writes_the_plot(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["memory", "nosuchtask"], "unknown memory task 'nosuchtask'; valid names: intern"),
-    (["memory", "intern", "--models", "lstm,transformer"], "unknown model 'transformer'"),
+    (["memory", "intern", "--learners", "lstm,transformer"], "unknown model 'transformer'"),
     (["memory", "temporal_order", "--lag", "5"], "lag 5 is too short; the minimum is 20"),
     (["memory", "intern", "--budget", "-5"], "argument --budget: must be a positive integer"),
     (["memory", "intern", "--minutes", "0"], "argument --minutes: must be a positive number"),
@@ -192,8 +192,10 @@ def test_gradients_command_writes_the_plot(tmp_path):
     (["memory", "intern", "--hidden", "abc"], "argument --hidden: must be a positive integer, "
                                               "got 'abc'"),
     (["memory", "lag:2d"], "variant"),
-    (["gradients", "adding", "--models", "guess"], "gradient learners"),
+    (["gradients", "adding", "--cells", "guess"], "gradient learners"),
     (["gradients", "adding", "--lag", "3"], "too short"),
+    (["memory", "intern", "--models", ""], "name at least one learner"),
+    (["memory", "intern", "--lag", "10000000"], "outside 1..100,000"),
 ])
 def test_bad_arguments_give_clear_errors(argv, message, capsys):
     assert main(argv) == 2
@@ -202,10 +204,12 @@ def test_bad_arguments_give_clear_errors(argv, message, capsys):
 
 
 def test_plan_checks_everything_up_front():
-    with pytest.raises(ValueError, match="at least one model"):
+    with pytest.raises(ValueError, match="at least one learner"):
         suite.plan(["intern"], [], [None])
+    with pytest.raises(ValueError, match="outside 1..100,000"):
+        suite.plan(["intern"], ["lstm"], [10_000_000])
     runs = suite.plan(["6a", "lag:2c"], ["lstm:cifg", "GRU", "guess"], [50])
-    assert [(r.name, r.options, r.model) for r in runs[:3]] == [
+    assert [(r.name, r.options, r.learner) for r in runs[:3]] == [
         ("temporal_order", {"variant": "6a"}, m) for m in ("lstm:CIFG", "gru", "guess")]
     with pytest.raises(ValueError, match="budget must be positive"):
         Budget(sequences=-1)

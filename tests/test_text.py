@@ -20,7 +20,7 @@ from lstmlab.tasks.text import (
     UNK,
     BatchStream,
     Corpus,
-    EvalBatches,
+    EvalSpans,
     Vocabulary,
     count_targets,
     default_corpus_text,
@@ -194,7 +194,7 @@ def test_file_errors(tmp_path):
         Corpus.from_file(tmp_path / "nowhere.txt")
 
     (tmp_path / "train.txt").write_text("some text here\n", encoding="utf-8")
-    with pytest.raises(FileNotFoundError, match=r"valid file not found: .*valid\.txt"):
+    with pytest.raises(FileNotFoundError, match=r"no valid\.txt \(or val\.txt\) beside train"):
         Corpus.from_dir(tmp_path)
 
     empty = tmp_path / "empty.txt"
@@ -295,31 +295,35 @@ def test_batch_stream_needs_enough_tokens():
     assert len(BatchStream(_ids(21), batch_size=4, seq_len=5)) == 1
 
 
-@pytest.mark.parametrize("batch_size", [1, 3, 30])
-def test_eval_batches_cover_every_target_once(batch_size):
+@pytest.mark.parametrize("batch_size, span, context", [(1, 5, 3), (3, 4, 0), (30, 100, 10)])
+def test_eval_spans_score_every_target_once_after_their_context(batch_size, span, context):
     N, T = 29, 4
     data = _ids(N) + 100
-    batches = EvalBatches(data, batch_size=batch_size, seq_len=T)
-    assert batches.num_targets == count_targets(data) == N - 1
-    windows = list(batches)
-    assert len(windows) == len(batches)
-    assert all(x.shape[1] == batch_size and x.shape == y.shape for x, y in windows)
-    assert windows[-1][0].shape[0] <= T
-    xs = torch.cat([x for x, _ in windows])  # (L, B): row b in time order
-    ys = torch.cat([y for _, y in windows])
-    real = ys != IGNORE_INDEX
-    assert int(real.sum()) == N - 1
-    assert sorted(ys[real].tolist()) == data[1:].tolist()  # each target exactly once
-    assert ys[real].equal(xs[real] + 1)  # each target follows its input
-    for b in range(batch_size):  # state carries along a row across windows
-        row = xs[:, b][real[:, b]]
-        assert row.equal(row[:1] + torch.arange(len(row)))
+    spans = EvalSpans(data, batch_size=batch_size, seq_len=T, span=span, context=context)
+    assert spans.num_targets == count_targets(data) == N - 1
+    groups = list(spans)
+    assert len(groups) == len(spans)
+    seen = []
+    for windows in groups:
+        xs = torch.cat([x for x, _ in windows])  # (L, rows): each row in time order
+        ys = torch.cat([y for _, y in windows])
+        assert all(x.shape[0] <= T and x.shape == y.shape for x, y in windows)
+        real = ys != IGNORE_INDEX
+        assert ys[real].equal(xs[real] + 1)  # each target follows its input
+        for r in range(xs.shape[1]):
+            scored = ys[:, r][real[:, r]]
+            seen += scored.tolist()
+            first = int(real[:, r].nonzero()[0])
+            assert first == min(context, int(scored[0]) - 101)  # context read, not scored
+    assert sorted(seen) == data[1:].tolist()  # each target exactly once
 
 
-def test_eval_batches_give_exact_nats_per_token():
+def test_eval_spans_give_exact_nats_per_token():
     V, data = 7, torch.randint(0, 7, (101,))
     total = 0.0
-    for _, y in EvalBatches(data, batch_size=4, seq_len=10):
-        logits = torch.zeros(*y.shape, V)  # a uniform model: ln V nats for every token
-        total += F.cross_entropy(logits.view(-1, V), y.reshape(-1), reduction="sum").item()
+    for windows in EvalSpans(data, batch_size=4, seq_len=10, span=30, context=5):
+        for _, y in windows:
+            logits = torch.zeros(*y.shape, V)  # a uniform model: ln V nats for every token
+            total += F.cross_entropy(logits.view(-1, V), y.reshape(-1),
+                                     reduction="sum").item()
     assert total / count_targets(data) == pytest.approx(math.log(V))

@@ -208,3 +208,29 @@ def test_bad_config():
         TrainConfig(max_sequences=-5)
     with pytest.raises(ValueError, match="cosine schedule needs max_steps"):
         TrainConfig(schedule="cosine")
+
+
+def test_backoff_skips_non_finite_steps_and_halves_the_lr():
+    model = LastStep()
+    before = [p.detach().clone() for p in model.parameters()]
+    calls = []
+
+    def sometimes_nan(model, batch):
+        out = classify_last(model, batch)
+        calls.append(1)
+        if len(calls) in (1, 2):
+            out.loss = out.loss * float("nan")
+        return out
+
+    trainer = Trainer(model, TrainConfig(lr=1e-2, progress=False, max_steps=3,
+                                         nonfinite="backoff"))
+    trainer.run(sometimes_nan, remember_first(torch.Generator().manual_seed(7)))
+    assert trainer.schedule.base_lrs == [2.5e-3]  # halved twice
+    assert trainer.optimizer.param_groups[0]["lr"] == 2.5e-3
+    changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+    assert any(changed)  # the third step trained
+    always = Trainer(LastStep(), TrainConfig(progress=False, max_steps=50, nonfinite="backoff",
+                                             max_backoffs=3))
+    with pytest.raises(FloatingPointError, match="after halving the learning rate 3 times"):
+        always.run(lambda m, b: StepOutput(torch.tensor(float("inf"), requires_grad=True), 1),
+                   remember_first(torch.Generator()))

@@ -146,8 +146,9 @@ def with_switches(spec: LSTMSpec, **changes: bool) -> LSTMSpec:
 class LSTMWeights(NamedTuple):
     """One layer-direction's LSTM parameters (None where the variant lacks them).
 
-    Shapes: weight_ih (G*H, I), weight_hh (G*H, H), biases (G*H,), peepholes (H,),
-    weight_gates (S*H, S*H), with G = len(spec.gates) and S = len(spec.sigmoid_gates).
+    Shapes: weight_ih (G*H, I), weight_hh (G*H, Hy), biases (G*H,), peepholes (H,),
+    weight_gates (S*H, S*H), weight_hr (P, H), with G = len(spec.gates), S =
+    len(spec.sigmoid_gates) and Hy = P with a projection (weight_hr; Sak et al. 2014), else H.
     """
 
     weight_ih: Tensor
@@ -158,10 +159,12 @@ class LSTMWeights(NamedTuple):
     weight_cf: Tensor | None
     weight_co: Tensor | None
     weight_gates: Tensor | None
+    weight_hr: Tensor | None = None
 
 
 class LSTMStep(NamedTuple):
-    """What one LSTM step produces. Every tensor is (B, H); ``gates`` is S*H wide (FGR's memory)."""
+    """What one LSTM step produces. Every tensor is (B, H) but ``y``, (B, P) with a projection;
+    ``gates`` is S*H wide (FGR's memory)."""
 
     y: Tensor
     c: Tensor
@@ -180,9 +183,13 @@ def lstm_step(spec: LSTMSpec, wx: Tensor, y_prev: Tensor, c_prev: Tensor,
               gates_prev: Tensor | None, w: LSTMWeights) -> LSTMStep:
     """One step of the LSTM ``spec``.
 
+    With a projection (``w.weight_hr``, LSTMP of Sak et al. 2014) the output is projected,
+    y_t = W_hr (h(c_t) * o_t), and the recurrence sees that projected y.
+
     Args:
         wx: the input contribution W x_t + b_ih, (B, G*H).
-        y_prev, c_prev: the previous output and cell state, (B, H).
+        y_prev, c_prev: the previous output (B, H), or (B, P) with a projection, and cell
+            state (B, H).
         gates_prev: the previous step's learned [i; f; o] activations, (B, S*H), for FGR
             (zeros before the first step); ignored otherwise.
     """
@@ -212,6 +219,8 @@ def lstm_step(spec: LSTMSpec, wx: Tensor, y_prev: Tensor, c_prev: Tensor,
     c = z * i + c_prev * f
     o = torch.sigmoid(pre["o"] + peephole("o", c)) if spec.output_gate else one
     y = h(c) * o
+    if w.weight_hr is not None:
+        y = F.linear(y, w.weight_hr)
 
     act = {"i": i, "f": f, "o": o}
     gates = torch.cat([act[n] for n in spec.sigmoid_gates], dim=1) if spec.gate_recurrence else None

@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:  # bad arguments: say what was wrong, no traceback
         print(f"lstmlab {args.command}: {error}", file=sys.stderr)
         return 2
+    except FloatingPointError as error:  # training diverged: say so and how to avoid it
+        print(f"lstmlab {args.command}: training diverged: {error}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"lstmlab {args.command}: out of memory; use a smaller model or batch",
+              file=sys.stderr)
+        return 1
     return 0
 
 

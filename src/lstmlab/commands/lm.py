@@ -49,6 +49,8 @@ def train(args: argparse.Namespace) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")  # torchrun: rank 0
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise ValueError(f"--json {args.json}: its folder does not exist")
     out = args.out
     if out is None:
         name = Path(args.file).stem if args.file else "tinyshakespeare"
@@ -60,6 +62,8 @@ def train(args: argparse.Namespace) -> None:
         device=args.device,
         **{name: getattr(args, name) for name in config_defaults(LMConfig) if hasattr(args, name)})
     console.print(result.summary())
+    if result.stopped_by == "interrupt":
+        raise KeyboardInterrupt  # exit 130, after the position was saved
     console.print(f"checkpoints in {out}/ (best.json, last.json); try: lstmlab lm sample {out}")
     if args.json and not console.quiet:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
@@ -85,7 +89,7 @@ def evaluate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.lm_eval import evaluate as evaluate_file
 
     result = evaluate_file(args.checkpoint, args.file, batch_size=args.batch,
-                           seq_len=args.seq_len)
+                           seq_len=args.seq_len, skip_unknown=args.skip_unknown)
     print(f"{args.file}: {result.summary()}")
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
@@ -103,7 +107,8 @@ def inspect(args: argparse.Namespace) -> None:
 
         text = read_text(args.file, "inspect")
     inspect_cells(args.checkpoint, text, out=args.out, cell=args.cell, top=args.top,
-                  max_tokens=args.max_tokens, console=Console())
+                  max_tokens=args.max_tokens, console=Console(),
+                  skip_unknown=args.skip_unknown)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -183,8 +188,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="nats, bits per token and perplexity on a text file")
     p.add_argument("checkpoint", help="run directory or checkpoint file")
     p.add_argument("file", help="UTF-8 text file")
-    p.add_argument("--batch", type=positive_int, default=16, help="rows (default 16)")
-    p.add_argument("--seq-len", type=positive_int, default=100, help="window (default 100)")
+    p.add_argument("--batch", type=positive_int, default=16,
+                   help="spans evaluated at once (default 16): the speed, not the figure")
+    p.add_argument("--seq-len", type=positive_int, default=100,
+                   help="window (default 100): the memory used, not the figure")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="leave out symbols the model's vocabulary lacks (counted) instead of "
+                        "refusing the file")
     p.add_argument("--json", help="also write the result as JSON here")
     p.set_defaults(run=evaluate)
 
@@ -198,4 +208,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--top", type=positive_int, default=3, help="cells per feature (default 3)")
     p.add_argument("--max-tokens", type=positive_int, default=4000,
                    help="tokens of text to read (default 4000)")
+    p.add_argument("--skip-unknown", action="store_true",
+                   help="leave out symbols the model's vocabulary lacks (counted)")
     p.set_defaults(run=inspect)

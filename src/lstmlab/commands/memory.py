@@ -1,10 +1,11 @@
 """`lstmlab memory` and `lstmlab gradients`: the memory suite's commands, thin over
-``lstmlab.experiments.memory`` / ``guessing`` / ``gradients`` and ``lstmlab.viz.plots``."""
+``lstmlab.experiments.memory_suite`` (learner, guessing) / ``gradients`` and ``lstmlab.viz``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from lstmlab.commands.options import (
 )
 
 QUICK_TASKS = ["intern", "adding", "temporal_order:6a"]
-QUICK_MODELS = "rnn,lstm,guess"
+QUICK_LEARNERS = "rnn,lstm,guess"
 QUICK_BUDGET = 100_000
 QUICK_MINUTES = 1.0
 DEFAULT_TASKS = ["intern", "adding", "temporal_order:6a", "latch", "two_sequence:3a"]
@@ -46,10 +47,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="task names, with a variant after a colon (temporal_order:6b, lag:2c) or "
                         "a variant alone (2a, 3a, 6b); default: "
                         + " ".join(DEFAULT_TASKS) + f" (--quick: {' '.join(QUICK_TASKS)})")
-    p.add_argument("--models", default=None,
+    p.add_argument("--learners", "--models", default=None, dest="learners",
                    help="comma-separated learners: rnn, rnn:relu, lstm, lstm:VARIANT (CIFG, "
                         "NFG+NP, ...), gru, guess (default rnn,lstm,gru,guess; --quick: "
-                        f"{QUICK_MODELS})")
+                        f"{QUICK_LEARNERS})")
     p.add_argument("--lag", type=_lags, default=None,
                    help="the lag/length parameter, or several separated by commas (default: each "
                         "task's own; --quick: 100)")
@@ -72,6 +73,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                                                "runs/memory-quick)")
     _learner_arguments(p)
     p.add_argument("--seed", type=int, default=0, help="first seed (trials use seed, seed+1, ...)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out: its finished trials are kept, not rerun")
     p.add_argument("--test-size", type=positive_int, default=None,
                    help="fresh test sequences per trial (default 2,560)")
     p.set_defaults(run=memory)
@@ -83,7 +86,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                     "plot the learners on one log-scale chart.")
     g.add_argument("task", metavar="TASK", help="a memory task, e.g. adding, intern, 6a")
     g.add_argument("--lag", type=int, default=None, help="the task's lag/length parameter")
-    g.add_argument("--models", default="rnn,lstm,gru", help="comma-separated model names")
+    g.add_argument("--cells", "--models", default="rnn,lstm,gru", dest="cells",
+                   help="comma-separated cells (default rnn,lstm,gru)")
     g.add_argument("--train", type=int, default=20_000, dest="train_sequences",
                    help="training sequences before the 'trained' measurement (0: init only; "
                         "default 20,000)")
@@ -134,24 +138,36 @@ def memory(args: argparse.Namespace) -> None:
 
     quick = args.quick
     tasks = args.tasks or (QUICK_TASKS if quick else DEFAULT_TASKS)
-    models = (args.models or (QUICK_MODELS if quick else "rnn,lstm,gru,guess")).split(",")
+    if args.learners is None:
+        args.learners = QUICK_LEARNERS if quick else "rnn,lstm,gru,guess"
+    learners = [m for m in args.learners.split(",") if m.strip()]
     lags = args.lag or ([100] if quick else [None])
     seeds = args.seeds or (1 if quick else 3)
     budget = Budget(
         sequences=args.budget or (QUICK_BUDGET if quick else config_defaults(Budget)["sequences"]),
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
-    runs = suite.plan(tasks, [m for m in models if m.strip()], lags)
+    runs = suite.plan(tasks, learners, lags)
     out = Path(args.out or ("runs/memory-quick" if quick else "runs/memory"))
+    if quick and args.out is None and not args.resume:  # the demo starts afresh every time
+        (out / "results.json").unlink(missing_ok=True)
+    done = _prepare_out(out, args.resume)
     torch.set_num_threads(args.threads)
 
     console = Console()
+    if not console.is_terminal:  # piped: keep the table's columns whole
+        console.width = max(console.width, 160)
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}, init {config.init}, head {config.head_init}, "
                   f"loss {config.loss}; "
                   f"{torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
+    total = len(runs) * seeds
+    worst = total * budget.seconds / args.jobs
+    console.print(f"{total} trial(s), each at most {budget.seconds / 60:g} min: at most "
+                  f"{_duration(worst)} with {args.jobs} process(es)"
+                  + (f"; {len(done)} finished trial(s) of {out} are kept" if done else ""))
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)
@@ -160,7 +176,7 @@ def memory(args: argparse.Namespace) -> None:
     def on_start(run: suite.SuiteRun, k: int) -> None:
         lag = f" lag {run.lag}" if run.lag is not None else ""
         variant = f" {run.options['variant']}" if run.options.get("variant") else ""
-        state["label"] = f"{run.name}{variant}{lag} / {run.model} / seed {args.seed + k}"
+        state["label"] = f"{run.name}{variant}{lag} / {run.learner} / seed {args.seed + k}"
         progress.update(state["bar"], description=state["label"], status="")
 
     def listener(point: dict[str, Any]) -> None:
@@ -174,7 +190,21 @@ def memory(args: argparse.Namespace) -> None:
         parts.append(f"{point['seconds']:.0f}s")
         progress.update(state["bar"], status="  ".join(parts))
 
+    started = time.time()
+    finished: list[suite.TrialResult] = []
+
+    def settings() -> dict[str, Any]:
+        command = ("lstmlab memory " + " ".join(sys.argv[2:])
+                   if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None)
+        return {**suite.suite_settings(runs, seeds, config, budget, args.seed, args.jobs),
+                "command": command,
+                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))}
+
     def on_trial(result: suite.TrialResult) -> None:
+        finished.append(result)
+        partial = suite.SuiteResult(finished, suite.summarise(finished), True,
+                                    time.time() - started, settings())
+        write_report(partial, out, plots=False)  # results.json/md hold every finished trial
         progress.advance(state["bar"])
         verdict = "[green]solved[/]" if result.solved else f"[red]{result.stopped_by}[/]"
         at = f" at {result.sequences_to_success:,} sequences" if result.solved else ""
@@ -183,22 +213,62 @@ def memory(args: argparse.Namespace) -> None:
         guesses = f" ({result.guesses:,} guesses)" if result.guesses is not None else ""
         tests = (f", {result.test_errors:,}/{result.test_size:,} test errors"
                  if result.test_errors is not None else "")
-        progress.console.print(f"  {result.task} / {result.model} / seed {result.seed}: "
+        progress.console.print(f"  {result.task} / {result.learner} / seed {result.seed}: "
                                f"{verdict}{at}{guesses}{tests} ({result.seconds:.1f}s)")
 
-    started = time.time()
-    with progress:
-        state["bar"] = progress.add_task("starting", total=len(runs) * seeds, status="")
-        result = suite.run_suite(runs, seeds, config, budget, args.seed, args.test_size,
-                                 on_start, on_trial, listener, jobs=args.jobs)
-    result.settings["command"] = "lstmlab memory " + " ".join(sys.argv[2:]) \
-        if sys.argv and Path(sys.argv[0]).name == "lstmlab" else None
-    result.settings["started"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops as Ctrl-C does
+    try:
+        with progress:
+            state["bar"] = progress.add_task("starting", total=total, status="")
+            result = suite.run_suite(runs, seeds, config, budget, args.seed, args.test_size,
+                                     on_start, on_trial, listener, jobs=args.jobs, done=done)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    result.settings.update(settings())
     console.print(render_table(result.summaries, title="Memory suite"))
     if result.interrupted:
         console.print("[yellow]interrupted: the results above are what was measured so far[/]")
     paths = write_report(result, out)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+    if result.interrupted:
+        raise KeyboardInterrupt  # exit 130; --resume continues
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _prepare_out(out: Path, resume: bool) -> list:
+    """Check the output folder before any training: a folder we can write into, not holding
+    another run's results unless resuming. Returns the finished trials to keep (--resume)."""
+    from lstmlab.experiments.memory_report import read_results
+
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lstmlab-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write into --out {out}: {error.strerror or error}") from None
+    results = out / "results.json"
+    if not results.exists():
+        if resume:
+            raise ValueError(f"nothing to resume in {out}: it has no results.json")
+        return []
+    if not resume:
+        raise ValueError(f"{out} already holds results; pass --resume to continue that run "
+                         "(finished trials are kept), or choose another --out")
+    return read_results(results)[0]
 
 
 def gradients(args: argparse.Namespace) -> None:
@@ -212,15 +282,16 @@ def gradients(args: argparse.Namespace) -> None:
     from lstmlab.viz.plots import gradient_flow_plot
 
     name, options = parse_task(args.task)
-    models = [check_learner(m) for m in args.models.split(",") if m.strip()]
-    if not models or "guess" in models:
-        raise ValueError("--models takes gradient learners (rnn, lstm, lstm:VARIANT, gru)")
+    cells = [check_learner(m) for m in args.cells.split(",") if m.strip()]
+    if not cells or "guess" in cells:
+        raise ValueError("--cells takes the cells of gradient learners (rnn, lstm, "
+                         "lstm:VARIANT, gru)")
     if args.train_sequences < 0:
         raise ValueError(f"--train must be >= 0 sequences, got {args.train_sequences}")
     torch.set_num_threads(args.threads)
     console = Console()
     with console.status(f"measuring gradient flow on {args.task} ..."):
-        report = gradient_flow_experiment(name, options, args.lag, models,
+        report = gradient_flow_experiment(name, options, args.lag, cells,
                                           _learner_config(args), args.train_sequences,
                                           args.measure_batch, args.seed)
     out = Path(args.out)
@@ -237,11 +308,11 @@ def gradients(args: argparse.Namespace) -> None:
         table.add_column(f"d={d}", justify="right")
     for f in report["flows"]:
         by_distance = dict(zip(f["distance"], f["h"], strict=True))
-        table.add_row(f"{f['model']} ({f['stage']})",
+        table.add_row(f"{f['cell']} ({f['stage']})",
                       *[f"{by_distance[d]:.1e}" if d in by_distance else "-" for d in distances])
     console.print(table)
     for f in report["flows"]:
         if f["stage"] == "trained":
-            console.print(f"{f['model']}: after {f['trained_sequences']:,} training sequences, "
+            console.print(f"{f['cell']}: after {f['trained_sequences']:,} training sequences, "
                           f"training accuracy {f['accuracy']:.1%}")
     console.print(f"wrote {png} and {out / (stem + '.json')}")

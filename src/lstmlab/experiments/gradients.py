@@ -36,7 +36,7 @@ class GradientFlow:
     same for the LSTM's cell state as the layer returns it, i.e. the gradient carried back
     through the later steps (0 at d = 0; None for RNN and GRU). Loss_b is sequence b's own loss."""
 
-    model: str
+    cell: str
     stage: str  # "init" or "trained"
     distance: list[int]
     h: list[float]
@@ -124,19 +124,19 @@ def train_for(model: SequenceModel, task: MemoryTask, config: LearnerConfig, bud
 
 
 def gradient_flow_experiment(name: str, options: dict[str, Any], lag: int | None,
-                             models: list[str], config: LearnerConfig | None = None,
+                             cells: list[str], config: LearnerConfig | None = None,
                              train_sequences: int = 20_000, measure_batch: int = 256,
                              seed: int = 0, train_seconds: float | None = None
                              ) -> dict[str, Any]:
-    """For each model: gradient flow at initialisation and, when ``train_sequences`` > 0, after
+    """For each cell: gradient flow at initialisation and, when ``train_sequences`` > 0, after
     training on that many sequences. Returns a JSON-ready dict: task, lag, checkpoints (distances
     for a summary table) and flows (``GradientFlow`` dicts)."""
     config = config or LearnerConfig()
     task = make_task(name, lag, **options)
     batch = task.fixed_set(measure_batch, seed=12345)
     flows = []
-    for model_name in models:
-        model = build_memory_model(task, canonical_name(model_name), config.hidden,
+    for cell in cells:
+        model = build_memory_model(task, canonical_name(cell), config.hidden,
                                    init=config.init, head_init=config.head_init,
                                    forget_bias=config.forget_bias, kernel=config.kernel,
                                    seed=seed)

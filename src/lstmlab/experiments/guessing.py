@@ -1,4 +1,4 @@
-"""Random weight guessing as a learner (TASKS.md E; Schmidhuber, Hochreiter & Bengio 2001).
+"""Random weight guessing as a learner (docs/tasks.md, E; Schmidhuber, Hochreiter, Bengio 2001).
 
 One trial = one guess: draw every weight of a small network (recurrent layer and head, biases
 included) uniformly from [-r, r], run it on the task's fixed training set (``task.fixed_set``) and
@@ -89,7 +89,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     wrong, size = (None, 0) if stopped_by == "interrupt" else test_errors(net, task, test_size)
     sequences = guesses * config.guess_set
     return TrialResult(
-        task=task.title, name=name, options=dict(options), lag=task.lag, model=GUESS, seed=seed,
+        task=task.title, name=name, options=dict(options), lag=task.lag, learner=GUESS, seed=seed,
         solved=solved, sequences=sequences, sequences_to_success=sequences if solved else None,
         sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,

@@ -80,10 +80,11 @@ def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
                        log_every=config.log_every, progress=False, device=config.device)
 
 
-def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str, seed: int,
+def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, seed: int,
                 config: LearnerConfig | None = None, budget: Budget | None = None,
                 test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
-    """Train ``model`` on the task until its stopping rule holds or the budget is spent.
+    """Train a network of ``cell`` on the task until its stopping rule holds or the budget is
+    spent.
 
     Inputs are time-major (T, B, I); the model reads every step and the task scores its masked
     steps. Padding past a sequence's length does not change a unidirectional model's outputs at
@@ -91,7 +92,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str,
 
     Args:
         name, options, lag: the task (``make_task(name, lag, **options)``).
-        model: the cell, "rnn", "lstm", "lstm:CIFG", "gru", ... ("guess" is
+        cell: the learner's cell, "rnn", "lstm", "lstm:CIFG", "gru", ... ("guess" is
             ``lstmlab.experiments.guessing.guess_trial``).
         listener: called every ``config.log_every`` steps with the latest learning-curve point.
     Returns: the trial's ``TrialResult``; test errors on ``test_size`` (2,560) fresh sequences.
@@ -99,11 +100,11 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str,
     config = config or LearnerConfig()
     budget = budget or Budget()
     task = make_task(name, lag, **options)
-    model = check_learner(model)
-    if model == GUESS:
+    cell = check_learner(cell)
+    if cell == GUESS:
         raise ValueError("weight guessing is not a gradient learner: use "
                          "lstmlab.experiments.guessing.guess_trial")
-    net = build_memory_model(task, model, config.hidden, init=config.init,
+    net = build_memory_model(task, cell, config.hidden, init=config.init,
                              head_init=config.head_init, forget_bias=config.forget_bias,
                              kernel=config.kernel, seed=seed)
     rule = task.stopping_rule()
@@ -133,7 +134,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, model: str,
     if stopped_by != "interrupt":
         wrong, size = test_errors(net, task, test_size)
     return TrialResult(
-        task=task.title, name=name, options=dict(options), lag=task.lag, model=model, seed=seed,
+        task=task.title, name=name, options=dict(options), lag=task.lag, learner=cell, seed=seed,
         solved=solved, sequences=trainer.state.sequences,
         sequences_to_success=rule.learned_at, sequences_to_criterion=rule.satisfied_at,
         seconds=round(trainer.state.seconds, 3),

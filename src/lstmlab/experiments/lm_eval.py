@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from lstmlab.models.language import LanguageModel
-from lstmlab.tasks.text import UNK, EvalBatches, Vocabulary, is_char_like, read_text, tokenize
+from lstmlab.tasks.text import UNK, EvalSpans, Vocabulary, is_char_like, read_text, tokenize
 from lstmlab.train import CheckpointError, load_checkpoint
 
 KIND = "lstmlab.language_model"
@@ -96,19 +96,22 @@ def load_language_model(path: str | Path) -> LoadedModel:
 @torch.no_grad()
 def evaluate_ids(model: LanguageModel, ids: Tensor, batch_size: int = 16, seq_len: int = 100
                  ) -> float:
-    """Exact mean cross-entropy in nats per predicted token of ids (N,): every token but the
-    first is predicted once (``EvalBatches``: B rows in order, each from a zero state, the state
-    carried across windows). Leaves the model in the mode it was in."""
+    """Mean cross-entropy in nats per predicted token of ids (N,): every token but the first is
+    predicted once, each from at least 500 tokens of history (``EvalSpans``). ``batch_size``
+    (rows at once) and ``seq_len`` (window) change the speed, not the figure. Leaves the model
+    in the mode it was in."""
     was_training = model.training
     model.eval()
     device = model.decoder.weight.device
     try:
-        batches = EvalBatches(ids, batch_size=batch_size, seq_len=seq_len, device=device)
-        total, state = 0.0, None
-        for inputs, targets in batches:
-            loss, state = model.loss(inputs, targets, state, reduction="sum")
-            total += loss.item()
-        return total / batches.num_targets
+        spans = EvalSpans(ids, batch_size=batch_size, seq_len=seq_len, device=device)
+        total = 0.0
+        for windows in spans:
+            state = None
+            for inputs, targets in windows:
+                loss, state = model.loss(inputs, targets, state, reduction="sum")
+                total += loss.item()
+        return total / spans.num_targets
     finally:
         model.train(was_training)
 
@@ -120,6 +123,7 @@ class EvalResult:
     Attributes:
         nats: mean cross-entropy per predicted token (nats). tokens: tokens predicted.
         unknown: tokens of the text mapped to ``<unk>``. char_like: tokens are characters.
+        skipped: tokens left out as unknown (``skip_unknown``).
     """
 
     nats: float
@@ -127,6 +131,7 @@ class EvalResult:
     unknown: int
     char_like: bool
     level: str
+    skipped: int = 0
 
     @property
     def bits(self) -> float:
@@ -140,30 +145,48 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         return {"nats_per_token": self.nats, "bits_per_token": self.bits,
                 "perplexity": self.perplexity, "tokens": self.tokens, "unknown": self.unknown,
-                "level": self.level, "char_like": self.char_like}
+                "level": self.level, "char_like": self.char_like, "skipped": self.skipped}
 
     def summary(self) -> str:
         unit = "char" if self.char_like else "word"
         unknown = f"; {self.unknown:,} mapped to {UNK}" if self.unknown else ""
+        if self.skipped:
+            unknown += f"; {self.skipped:,} unknown {unit}s left out"
         return (f"{self.tokens:,} {unit}s: {self.nats:.4f} nats/{unit}, {self.bits:.4f} "
                 f"bits/{unit}, perplexity {self.perplexity:.2f}{unknown}")
 
 
+def known_tokens(vocab: Vocabulary, text: str, where: str, skip_unknown: bool = False
+                 ) -> tuple[list[str], int]:
+    """The tokens of ``text`` the model can read, and how many were left out. Symbols outside
+    the vocabulary become ``<unk>`` where it has one; otherwise they are left out with
+    ``skip_unknown`` (counted), or a ValueError names them and the option."""
+    tokens = tokenize(text, vocab.level)
+    if vocab.unk_id is not None:
+        return tokens, 0
+    kept = [t for t in tokens if t in vocab]
+    if len(kept) < len(tokens) and not skip_unknown:
+        message = vocab._unknown_message(tokens).split(". Remove them")[0]
+        raise ValueError(f"{where}: {message}. Remove them, or pass --skip-unknown "
+                         "(skip_unknown=True) to leave them out; their count is reported")
+    return kept, len(tokens) - len(kept)
+
+
 def evaluate(checkpoint: str | Path, file: str | Path | None = None, *, text: str | None = None,
-             batch_size: int = 16, seq_len: int = 100) -> EvalResult:
+             batch_size: int = 16, seq_len: int = 100, skip_unknown: bool = False
+             ) -> EvalResult:
     """Loss of a checkpoint's model on a UTF-8 file (or ``text``): nats, bits per token and
-    perplexity. Symbols outside the vocabulary become ``<unk>`` where it has one; otherwise a
-    ValueError names them."""
+    perplexity. Symbols outside the vocabulary become ``<unk>`` where it has one; otherwise
+    ``skip_unknown`` leaves them out (``EvalResult.skipped``), else a ValueError names them.
+    ``batch_size`` and ``seq_len`` change the speed, not the figure."""
     if (file is None) == (text is None):
         raise ValueError("evaluate needs a file or a text (one of them)")
     loaded = load_language_model(checkpoint)
     if file is not None:
         text = read_text(file, "evaluation")
     where = f"evaluation file {file}" if file is not None else "evaluation text"
-    try:
-        ids = loaded.vocab.encode(text)
-    except ValueError as error:
-        raise ValueError(f"{where}: {error}") from None
+    tokens, skipped = known_tokens(loaded.vocab, text, where, skip_unknown)
+    ids = torch.tensor(loaded.vocab.lookup(tokens), dtype=torch.long)
     if len(ids) < 2:
         raise ValueError(f"{where} has {len(ids)} token(s); evaluation needs at least 2")
     unknown = 0
@@ -171,6 +194,6 @@ def evaluate(checkpoint: str | Path, file: str | Path | None = None, *, text: st
         unknown = int((ids == loaded.vocab.unk_id).sum()) - tokenize(text, loaded.vocab.level
                                                                       ).count(UNK)
     nats = evaluate_ids(loaded.model, ids, batch_size, seq_len)
-    return EvalResult(nats, len(ids) - 1, unknown, loaded.char_like, loaded.vocab.level)
+    return EvalResult(nats, len(ids) - 1, unknown, loaded.char_like, loaded.vocab.level, skipped)
 
 

@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import Tensor
 
-from lstmlab.experiments.lm_eval import LoadedModel, load_language_model
+from lstmlab.experiments.lm_eval import LoadedModel, known_tokens, load_language_model
 from lstmlab.experiments.lm_sample import sample
 from lstmlab.layers import tracing
 from lstmlab.models.language import LanguageModel
-from lstmlab.tasks.text import EOS, default_corpus_text, read_text, split_files, tokenize
+from lstmlab.tasks.text import EOS, default_corpus_text, read_text, split_files
 
 FEATURES = ("inside quotes", "inside brackets", "position in line", "start of word")
 _OPEN, _CLOSE = "([{", ")]}"
@@ -165,8 +165,8 @@ def _default_inspect_text(loaded: LoadedModel, max_tokens: int) -> str:
 
 def inspect(checkpoint: str | Path, text: str | None = None, *,
             out: str | Path | None = "inspect.html", cell: int | str | None = None,
-            top: int = 3, max_tokens: int = 4000, console: Console | None = None
-            ) -> InspectResult:
+            top: int = 3, max_tokens: int = 4000, console: Console | None = None,
+            skip_unknown: bool = False) -> InspectResult:
     """Find the cells that track quotes, brackets, position in line and word starts, and
     write an HTML page of the text coloured by a cell's state (Karpathy, Johnson & Fei-Fei
     2015, "Visualizing and Understanding Recurrent Networks").
@@ -181,6 +181,8 @@ def inspect(checkpoint: str | Path, text: str | None = None, *,
             feature). The page also shows the top cell of each feature.
         top: cells listed per feature.
         console: where to print the summary table (None: no printing).
+        skip_unknown: leave out symbols the vocabulary lacks (it has no ``<unk>``) instead
+            of refusing the text.
 
     Returns:
         ``InspectResult``: findings sorted by |r| within each feature.
@@ -191,13 +193,13 @@ def inspect(checkpoint: str | Path, text: str | None = None, *,
     shown = None if cell is None else _parse_cell(cell, layers, hidden)
     if text is None:
         text = _default_inspect_text(loaded, max_tokens)
-    tokens = tokenize(text, vocab.level)[:max_tokens]
+    tokens, left_out = known_tokens(vocab, text, "inspect text", skip_unknown)
+    tokens = tokens[:max_tokens]
     if len(tokens) < 2:
         raise ValueError(f"inspect needs a text of at least 2 tokens, got {len(tokens)}")
-    try:
-        ids = torch.tensor(vocab.lookup(tokens), dtype=torch.long)
-    except ValueError as error:
-        raise ValueError(f"inspect text: {error}") from None
+    ids = torch.tensor(vocab.lookup(tokens), dtype=torch.long)
+    if left_out and console is not None:
+        console.print(f"{left_out:,} unknown tokens left out")
     states = cell_states(model, ids)  # (N, L*H)
     findings, skipped = [], []
     for name, feature in text_features(tokens).items():

@@ -122,6 +122,9 @@ class LMConfig:
             raise ValueError(f"decay-after must be >= 0 epochs, got {self.decay_after}")
         if not self.decay_every > 0:
             raise ValueError(f"decay-every must be > 0 epochs, got {self.decay_every}")
+        if self.init_range is not None and not 0 < self.init_range <= 1000:
+            raise ValueError(f"init-range r draws every weight from U(-r, r): r must be in "
+                             f"(0, 1000], got {self.init_range:g} (Zaremba et al. use 0.1)")
 
 
 _CONFIG_FIELDS = tuple(f.name for f in fields(LMConfig))
@@ -143,6 +146,33 @@ def load_training_corpus(source: str | Path | None, config: LMConfig) -> Corpus:
     ``ptb/ptb.char.train.txt`` - or any single UTF-8 text, split by position."""
     return load_corpus(source, config.level, valid_fraction=config.valid_fraction,
                        unk=config.unk)
+
+
+def _check_out(out: Path) -> None:
+    """The run directory must be a folder we can write into, checked before any training."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lstmlab-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write into --out {out}: {error.strerror or error}") from None
+
+
+def _build_model(config: LMConfig, vocab_size: int) -> LanguageModel:
+    """The run's model, or a clear error when its weights cannot be allocated."""
+    try:
+        return _model_from_config(config, vocab_size)
+    except (RuntimeError, MemoryError) as error:
+        if "alloc" not in str(error).lower() and not isinstance(error, MemoryError):
+            raise
+        size = config.layers * 4 * config.hidden * (config.hidden + (config.embedding
+                                                                     or config.hidden) + 2)
+        raise ValueError(f"a {config.layers}x{config.hidden} model needs about "
+                         f"{size * 4 / 2**30:,.1f} GiB for its recurrent weights alone, more "
+                         "than this machine can allocate; use a smaller --hidden") from None
 
 
 def _model_from_config(config: LMConfig, vocab_size: int) -> LanguageModel:
@@ -347,7 +377,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         eval_every: steps between validations (default: an epoch, at most 200 steps).
         eval_tokens: validate on the first this many validation tokens (None: all); the
             final figures always use the whole validation split.
-        eval_batch: rows of the evaluation batches (``EvalBatches``).
+        eval_batch: rows evaluated at once (``EvalSpans``; the speed, not the figure).
         tensorboard: write TensorBoard events to ``out/tensorboard``.
         progress, console: rich progress display and where to print (rank 0 only).
         device: "cpu" (None) or "cuda" (under torchrun: each process's own GPU).
@@ -380,6 +410,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     else:
         config = _merge_config(options, None)
         source_path = _resolve_source(source)
+        if out_dir is not None:
+            _check_out(out_dir)
         if out_dir is not None and (out_dir / "last.json").exists():
             raise ValueError(f"{out_dir} already holds a run; pass --resume to continue it, or "
                              "choose another --out directory")
@@ -392,10 +424,16 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     char_like = is_char_like(vocab)
     stream = BatchStream(corpus.train, config.batch, config.seq_len)
     torch.manual_seed(config.seed)
-    model = _model_from_config(config, len(vocab))
+    model = _build_model(config, len(vocab))
     spe = stream.steps_per_epoch
     if steps is None and minutes is None and epochs is None:
-        epochs = 1
+        saved_budget = (saved_meta or {}).get("lm", {}).get("budget")
+        if saved_budget:  # a resumed run goes on to the budget it was given
+            steps, minutes, epochs = (saved_budget.get(k) for k in ("steps", "minutes",
+                                                                     "epochs"))
+        else:
+            epochs = 1
+    budget = {"steps": steps, "minutes": minutes, "epochs": epochs}
     max_steps = [s for s in (steps, None if epochs is None else math.ceil(epochs * spe))
                  if s is not None]
     decay = config.lr_decay != 1.0
@@ -406,7 +444,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         decay_every=max(1, round(config.decay_every * spe)) if decay else None,
         max_steps=min(max_steps) if max_steps else None,
         max_seconds=None if minutes is None else minutes * 60,
-        log_every=max(1, min(20, spe)), progress=progress, device=device)
+        log_every=max(1, min(20, spe)), progress=progress, device=device, nonfinite="backoff")
     trainer = Trainer(model, train_config, console=console)
     if not trainer.world.is_main:  # only rank 0 prints
         console = Console(quiet=True)
@@ -435,7 +473,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         board = TensorBoard(out_dir / "tensorboard")
 
     valid_ids = corpus.valid if eval_tokens is None else corpus.valid[: eval_tokens + 1]
-    eval_every = eval_every or min(spe, 200)
+    eval_every = eval_every or min(200, max(spe, 100))
     console.print(f"{corpus.summary()}\nmodel: {config.layers}x{config.hidden} {model.model_name}"
                   f", {model.num_parameters():,} parameters; windows of {config.seq_len} x "
                   f"{config.batch}, {spe:,} steps per epoch"
@@ -452,7 +490,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
                          nats / LN2 if char_like else math.exp(min(nats, 50)), s.step)
 
     def meta(**extra: Any) -> dict[str, Any]:
-        return _lm_meta(model, vocab, config, source_path, corpus.name, **extra)
+        return _lm_meta(model, vocab, config, source_path, corpus.name, budget=budget, **extra)
 
     step = WindowStep(char_like, carry)
     validation = Validation(lambda m: evaluate_ids(m, valid_ids, eval_batch, config.seq_len),

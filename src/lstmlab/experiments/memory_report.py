@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.table import Table
 
 from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
+from lstmlab.experiments.memory_trial import TrialResult
 
 COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
            "time")
@@ -29,7 +30,7 @@ def _row(s: Summary) -> list[str]:
     reference = format_count(s.reference_sequences) if s.reference_sequences else "-"
     tests = "-" if s.median_test_errors is None else \
         f"{format_count(s.median_test_errors)} / {s.test_size:,}"
-    return [s.task, s.model, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
+    return [s.task, s.learner, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
 
 
 def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> Table:
@@ -68,11 +69,11 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
-    """Write results.json, results.md, learning_curves.png and success_vs_lag.png into ``out``
-    (created if missing). Returns the paths written."""
-    from lstmlab.viz.plots import learning_curves, success_vs_lag
-
+def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> list[Path]:
+    """Write results.json and results.md (each atomically), and with ``plots``
+    learning_curves.png and success_vs_lag.png, into ``out`` (created if missing). Returns the
+    paths written. The suite calls it after every trial (without plots), so the files always
+    hold every finished trial."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -97,9 +98,9 @@ def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
         f"{(budget['seconds'] or 0) / 60:g} min; {s['seeds']} seed(s) from {s['seed']}.", "",
         markdown_table(result.summaries), "",
         "Sequences to success count every training sequence seen until the task's own criterion "
-        "(TASKS.md) first held - for lag 2a/2b/2c, whose criterion is 10,000 correct sequences in "
-        "a row, until that streak began, as the 1997 paper counts (its 2a figure, 5,040, is "
-        "below the streak's length); the 1997 paper's figure is for its online learner. "
+        "(docs/tasks.md) first held - for lag 2a/2b/2c, whose criterion is 10,000 correct "
+        "sequences in a row, until that streak began, as the 1997 paper counts (its 2a figure, "
+        "5,040, is below the streak's length); the 1997 paper's figure is for its online learner. "
         "Test errors "
         "are the median, over trials, of wrong sequences among fresh test sequences.", "",
         "References:", ""]
@@ -113,6 +114,23 @@ def write_report(result: SuiteResult, out: str | Path) -> list[Path]:
     md = out / "results.md"
     _atomic_write(md, "\n".join(notes))
     paths.append(md)
-    paths.append(learning_curves(result.results, out / "learning_curves.png"))
-    paths.append(success_vs_lag(result.summaries, out / "success_vs_lag.png"))
+    if plots:
+        from lstmlab.viz.plots import learning_curves, success_vs_lag
+
+        paths.append(learning_curves(result.results, out / "learning_curves.png"))
+        paths.append(success_vs_lag(result.summaries, out / "success_vs_lag.png"))
     return paths
+
+
+def read_results(path: str | Path) -> tuple[list[TrialResult], dict]:
+    """The trials and settings of a results.json written by ``write_report``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+        fields = set(TrialResult.__dataclass_fields__)
+        trials = [TrialResult(**{k: v for k, v in t.items() if k in fields})
+                  for t in data["trials"]]
+        return trials, data["settings"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is not a memory-suite results file ({error}); move it away "
+                         "or choose another --out") from None

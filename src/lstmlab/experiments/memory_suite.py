@@ -36,13 +36,13 @@ from lstmlab.tasks.memory import MemoryTask, make_task, parse_task
 
 @dataclass
 class Summary:
-    """Per task x lag x model, over its trials."""
+    """Per task x lag x learner, over its trials."""
 
     task: str
     name: str
     options: dict[str, Any]
     lag: int
-    model: str
+    learner: str
     seeds: int
     solved: int
     median_sequences: float | None  # of the solved trials
@@ -62,12 +62,12 @@ class Summary:
 
 def summarise(results: list[TrialResult], tasks: dict[tuple, MemoryTask] | None = None
               ) -> list[Summary]:
-    """Group trials by (task, lag, model), in order of first appearance."""
+    """Group trials by (task, lag, learner), in order of first appearance."""
     groups: dict[tuple, list[TrialResult]] = {}
     for r in results:
-        groups.setdefault((r.task, r.model), []).append(r)
+        groups.setdefault((r.task, r.learner), []).append(r)
     out = []
-    for (_, model), rs in groups.items():
+    for (_, learner), rs in groups.items():
         first = rs[0]
         won = [r.sequences_to_success for r in rs
                if r.solved and r.sequences_to_success is not None]
@@ -75,7 +75,7 @@ def summarise(results: list[TrialResult], tasks: dict[tuple, MemoryTask] | None 
         tests = [r.test_errors for r in rs if r.test_errors is not None]
         task = make_task(first.name, first.lag, **first.options)
         out.append(Summary(
-            task=first.task, name=first.name, options=first.options, lag=first.lag, model=model,
+            task=first.task, name=first.name, options=first.options, lag=first.lag, learner=learner,
             seeds=len(rs), solved=sum(r.solved for r in rs),
             median_sequences=statistics.median(won) if won else None,
             min_sequences=min(won) if won else None, max_sequences=max(won) if won else None,
@@ -94,22 +94,31 @@ class SuiteRun:
     name: str
     options: dict[str, Any]
     lag: int | None
-    model: str
+    learner: str
 
 
-def plan(tasks: list[str], models: list[str], lags: list[int | None]) -> list[SuiteRun]:
-    """Every task x lag x model, checked up front (bad names and lags raise ValueError)."""
+MAX_LAG = 100_000
+"""The longest lag the suite accepts: a batch of 32 sequences of 100,000 steps is already
+hundreds of MB of one-hot inputs for most tasks."""
+
+
+def plan(tasks: list[str], learners: list[str], lags: list[int | None]) -> list[SuiteRun]:
+    """Every task x lag x learner, checked up front (bad names and lags raise ValueError)."""
     if not tasks:
         raise ValueError("name at least one task")
-    if not models:
-        raise ValueError("name at least one model")
+    if not learners:
+        raise ValueError("name at least one learner (e.g. --learners rnn,lstm,guess)")
+    for lag in lags:
+        if lag is not None and not 1 <= lag <= MAX_LAG:
+            raise ValueError(f"--lag {lag:,} is outside 1..{MAX_LAG:,}: the suite trains on "
+                             "whole sequences of that length")
     runs = []
-    models = [check_learner(m) for m in models]
+    learners = [check_learner(m) for m in learners]
     for text in tasks:
         name, options = parse_task(text)
         for lag in lags:
-            make_task(name, lag, **options)  # raises on a lag too short, a bad variant
-            runs.extend(SuiteRun(name, options, lag, m) for m in models)
+            task = make_task(name, lag, **options)  # raises on a lag too short, a bad variant
+            runs.extend(SuiteRun(name, options, task.lag, m) for m in learners)
     return runs
 
 
@@ -135,9 +144,20 @@ class SuiteResult:
 def run_trial(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,
               test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
     """One entry of the suite for one seed, by the learner it names."""
-    trial = guess_trial if run.model == GUESS else train_trial
-    return trial(run.name, run.options, run.lag, *([] if run.model == GUESS else [run.model]),
+    trial = guess_trial if run.learner == GUESS else train_trial
+    return trial(run.name, run.options, run.lag, *([] if run.learner == GUESS else [run.learner]),
                  seed, config, budget, test_size, listener)
+
+
+def run_key(run: SuiteRun, seed: int) -> tuple:
+    """What identifies a trial: the entry (task, options, lag, learner) and its seed."""
+    return (run.name, tuple(sorted(run.options.items())), run.lag, run.learner, seed)
+
+
+def trial_key(result: TrialResult) -> tuple:
+    """``run_key`` of a finished trial."""
+    return (result.name, tuple(sorted(result.options.items())), result.lag, result.learner,
+            result.seed)
 
 
 def _run_in_worker(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,
@@ -153,11 +173,13 @@ def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None
               budget: Budget | None = None, seed: int = 0, test_size: int | None = None,
               on_start: Callable[[SuiteRun, int], None] | None = None,
               on_trial: Callable[[TrialResult], None] | None = None,
-              listener: Listener | None = None, jobs: int = 1) -> SuiteResult:
+              listener: Listener | None = None, jobs: int = 1,
+              done: list[TrialResult] = ()) -> SuiteResult:
     """Run every entry for ``seeds`` seeds (seed, seed + 1, ...), in ``jobs`` processes (1: in
-    this one; results come back in the serial order either way). Ctrl-C ends the suite cleanly:
-    the trials finished so far (serially also the interrupted one's partial result) are
-    returned."""
+    this one; results come back in the serial order either way). Trials found in ``done``
+    (finished trials of an interrupted run: same entry and seed) are not run again; their
+    results take their places. Ctrl-C (or SIGTERM, turned into KeyboardInterrupt by the
+    caller) ends the suite cleanly: the trials finished so far are returned."""
     for name, value in (("seeds", seeds), ("jobs", jobs)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -166,41 +188,53 @@ def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None
     start = time.perf_counter()
     results: list[TrialResult] = []
     interrupted = False
+    finished = {trial_key(r): r for r in done if r.stopped_by != "interrupt"}
     work = [(run, seed + k) for run in runs for k in range(seeds)]
     try:
         if jobs == 1:
             for run, trial_seed in work:
                 if on_start is not None:
                     on_start(run, trial_seed - seed)
-                result = run_trial(run, trial_seed, config, budget, test_size, listener)
+                result = finished.get(run_key(run, trial_seed)) or run_trial(
+                    run, trial_seed, config, budget, test_size, listener)
                 results.append(result)
                 if on_trial is not None:
                     on_trial(result)
                 if result.stopped_by == "interrupt":
                     raise KeyboardInterrupt
         else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = [pool.submit(_run_in_worker, run, s, config, budget, test_size)
+            pool = ProcessPoolExecutor(max_workers=jobs)
+            try:
+                futures = [None if run_key(run, s) in finished else
+                           pool.submit(_run_in_worker, run, s, config, budget, test_size)
                            for run, s in work]
-                try:
-                    for (run, trial_seed), future in zip(work, futures, strict=True):
-                        if on_start is not None:
-                            on_start(run, trial_seed - seed)
-                        result = future.result()
-                        results.append(result)
-                        if on_trial is not None:
-                            on_trial(result)
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
-                    raise
+                for (run, trial_seed), future in zip(work, futures, strict=True):
+                    if on_start is not None:
+                        on_start(run, trial_seed - seed)
+                    result = (finished[run_key(run, trial_seed)] if future is None
+                              else future.result())
+                    results.append(result)
+                    if on_trial is not None:
+                        on_trial(result)
+            except BaseException:
+                # stop now: no waiting for the running trials (they are lost, the rest kept)
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
     except KeyboardInterrupt:
         interrupted = True
-    settings = {"seeds": seeds, "seed": seed, "jobs": jobs, "learner": asdict(config),
-                "budget": asdict(budget), "threads": torch.get_num_threads(),
-                "runs": [asdict(r) for r in runs]}
-    return SuiteResult(results, summarise(results), interrupted,
-                       time.perf_counter() - start, settings)
+    return SuiteResult(results, summarise(results), interrupted, time.perf_counter() - start,
+                       suite_settings(runs, seeds, config, budget, seed, jobs))
+
+
+def suite_settings(runs: list[SuiteRun], seeds: int, config: LearnerConfig, budget: Budget,
+                   seed: int = 0, jobs: int = 1) -> dict[str, Any]:
+    """What a suite run was asked to do (results.json's "settings")."""
+    return {"seeds": seeds, "seed": seed, "jobs": jobs, "learner": asdict(config),
+            "budget": asdict(budget), "threads": torch.get_num_threads(),
+            "runs": [asdict(r) for r in runs]}
 
 
 def format_count(value: float | None) -> str:

@@ -132,7 +132,7 @@ class TrialResult:
 
     Attributes:
         task: the task's title ("adding (T = 100)"); name, options, lag: how it was made.
-        model: the learner ("lstm", "rnn", "guess", ...). seed: the trial's seed.
+        learner: "lstm", "rnn", "lstm:CIFG", "guess", ... seed: the trial's seed.
         solved: the task's criterion held within the budget.
         sequences: training sequences seen in all (guessing: guesses x fixed-set size).
         sequences_to_success: training sequences until the task was learned, the figure compared
@@ -150,7 +150,7 @@ class TrialResult:
     name: str
     options: dict[str, Any]
     lag: int
-    model: str
+    learner: str
     seed: int
     solved: bool
     sequences: int

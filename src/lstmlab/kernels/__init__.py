@@ -20,7 +20,13 @@ Pick one for a block of code, or for one layer:
     >>> lstm.kernel = "fused"                        # this layer, outside any ``use`` block
 
 ``use`` wins over a layer's ``kernel``. The environment variable LSTMLAB_KERNEL sets the default
-path and LSTMLAB_COMPILED=0 switches the compiled loop off.
+path and LSTMLAB_COMPILED=0 switches the compiled loop off. Inside code that torch.compile or
+torch.export traces, neither ``use`` nor the environment is read (a context variable cannot be
+traced): the layer's own ``kernel`` decides, and the fused path runs as the custom op
+``lstmlab::fused_lstm``.
+
+Every function here takes tensors and a spec (``LSTMSpec``, or None for GRU and RNN), never a
+layer.
 """
 
 from __future__ import annotations
@@ -29,12 +35,10 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
 
-from lstmlab.cells import VARIANTS
+import torch
 
-if TYPE_CHECKING:
-    from lstmlab.layers import RecurrentLayer
+from lstmlab.cells import VARIANTS, LSTMSpec
 
 PATHS = ("auto", "loop", "native", "fused")
 
@@ -67,28 +71,42 @@ def default_path() -> str:
     return check_path(os.environ.get("LSTMLAB_KERNEL", "auto").strip().lower() or "auto")
 
 
-def native_computes(layer: RecurrentLayer) -> bool:
-    """Whether PyTorch's native kernels compute this layer (NP LSTM, GRU, RNN)."""
-    spec = getattr(layer, "spec", None)
+def native_computes(spec: LSTMSpec | None) -> bool:
+    """Whether PyTorch's native kernels compute a layer: an LSTM of variant ``spec`` (only NP), or
+    a GRU or RNN (``spec`` None)."""
     return spec is None or spec == VARIANTS["NP"]
 
 
-def choose(layer: RecurrentLayer, recording: bool) -> tuple[str, bool | None]:
-    """The path ("loop", "native" or "fused") a layer takes now, and the ``compiled`` choice."""
-    path, compiled = _choice.get()
-    if path is None:
-        path = layer.kernel
-    if path == "auto":
-        path = default_path()
+def traced() -> bool:
+    """True inside code that torch.compile / torch.export (dynamo) or TorchScript is tracing."""
+    return torch.compiler.is_compiling() or torch.jit.is_scripting()
+
+
+def choose(own: str, spec: LSTMSpec | None, recording: bool) -> tuple[str, bool | None]:
+    """The path ("loop", "native" or "fused") a layer takes now, and the ``compiled`` choice.
+
+    Args:
+        own: the layer's own setting (its ``kernel``).
+        spec: the LSTM variant, or None for GRU and RNN.
+        recording: the gates are being traced (only the loop records them).
+    """
+    if traced():  # the layer's own setting: no context variable, no environment
+        path, compiled = own, None
+    else:
+        path, compiled = _choice.get()
+        if path is None:
+            path = own
+        if path == "auto":
+            path = default_path()
     if recording or path == "loop":
         return "loop", compiled
-    native = native_computes(layer)
+    native = native_computes(spec)
     if path == "native" and not native:
         raise ValueError(f"kernel 'native': PyTorch's kernels compute only the NP LSTM, GRU and "
-                         f"RNN, not the LSTM variant {layer.spec.name}; use 'fused' or 'auto'")
-    if path == "fused" and hasattr(layer, "spec"):
+                         f"RNN, not the LSTM variant {spec.name}; use 'fused' or 'auto'")
+    if path == "fused" and spec is not None:
         return "fused", compiled
     return ("native" if native else "fused"), compiled
 
 
-__all__ = ["PATHS", "choose", "default_path", "native_computes", "use"]
+__all__ = ["PATHS", "choose", "default_path", "native_computes", "traced", "use"]

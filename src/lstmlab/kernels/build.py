@@ -1,7 +1,8 @@
 """Build the C++ inner loop (``lstm_fused.cpp``) on first use, or say why it cannot be had.
 
 The extension is compiled once per machine with torch.utils.cpp_extension into
-``$LSTMLAB_CACHE`` (default ``~/.cache/lstmlab/torch-<version>-py<version>-cpu<hash>``) and
+``$LSTMLAB_CACHE`` (default ``~/.cache/lstmlab/torch-<version>-py<version>-cpu<hash>-src<hash>``,
+one folder per source and flags, so that two checkouts never rebuild each other's) and
 loaded as the ops ``torch.ops.lstmlab.fused_lstm_forward`` / ``fused_lstm_backward``. Without a
 compiler, or if the build fails, a one-line warning is logged and the PyTorch loops of
 ``fused.py`` run instead.
@@ -25,8 +26,10 @@ from torch import Tensor
 log = logging.getLogger("lstmlab")
 
 SOURCE = Path(__file__).with_name("lstm_fused.cpp")
-# -ffast-math lets GCC vectorise exp (glibc's libmvec); the kernel is written for it (see source)
-CFLAGS = ["-O3", "-march=native", "-ffast-math"]
+# Not -ffast-math: it assumes no NaN and no inf, and the kernel must propagate both exactly as the
+# reference loop does. The source declares glibc's vector exp itself, so -fno-math-errno is all
+# GCC needs to vectorise the gate loops (-fno-trapping-math lets it if-convert the selects).
+CFLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math"]
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}  # "ok": bool, "why": str once tried
@@ -45,11 +48,21 @@ def cpu_fingerprint() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def source_fingerprint() -> str:
+    """A short hash of the C++ source and the flags it is built with."""
+    try:
+        text = SOURCE.read_bytes()
+    except OSError:
+        text = b""
+    return hashlib.sha256(text + " ".join(CFLAGS).encode()).hexdigest()[:12]
+
+
 def cache_dir() -> Path:
-    """Where the compiled extension lives: one folder per torch, Python and CPU."""
+    """Where the compiled extension lives: one folder per torch, Python, CPU and source."""
     root = os.environ.get("LSTMLAB_CACHE") or Path.home() / ".cache" / "lstmlab"
     python = f"{sys.version_info[0]}{sys.version_info[1]}"
-    tag = f"torch-{torch.__version__.replace('+', '-')}-py{python}-cpu{cpu_fingerprint()}"
+    tag = (f"torch-{torch.__version__.replace('+', '-')}-py{python}-cpu{cpu_fingerprint()}"
+           f"-src{source_fingerprint()}")
     return Path(root) / tag
 
 

@@ -5,12 +5,16 @@
 // one fused pass over the elements of each sequence. The input projections before the loop and
 // the weight gradients after it are big matrix products done in Python (fused.py).
 //
-// Every variant runs the same code: a gate the spec lacks reads a row of ones (i = 1, o = 1), a
-// peephole it lacks is zero, so the sigmoid derivative s(1 - s) of a missing gate is 0 and the
-// loops stay free of branches per element; only the switches g = tanh / identity,
-// h = tanh / identity and CIFG's f = 1 - i remain (loop-invariant).
+// Every variant runs the same code: a gate the spec lacks reads a row of ones (i = 1, o = 1), so
+// the loops stay free of branches per element; only loop-invariant switches remain (g = tanh /
+// identity, h = tanh / identity, CIFG's f = 1 - i, peepholes, the projection). A term the spec
+// lacks is left out, never multiplied by zero: 0 * inf is NaN, and NaN and inf must come out
+// exactly where the reference loop (cells.py) puts them. For that reason the build does not use
+// -ffast-math (it assumes no NaN and no inf); exp is vectorised through glibc's libmvec by the
+// declarations below, which -ffast-math used to switch on.
 //
-// Shapes: T steps, B sequences, H hidden units, G gate blocks, S learned sigmoid gates (FGR).
+// Shapes: T steps, B sequences, H hidden units, G gate blocks, S learned sigmoid gates (FGR),
+// Hy the width of the output y: P with a projection (y = W_hr m, m = h(c) o), else H.
 
 #include <ATen/Dispatch.h>
 #include <ATen/core/Tensor.h>
@@ -28,6 +32,15 @@
 
 #define LSTMLAB_IVDEP _Pragma("GCC ivdep")
 
+// glibc declares these SIMD variants (libmvec) only under -ffast-math (__FAST_MATH__); declared
+// here so that GCC vectorises the gate loops with IEEE semantics kept (-fno-math-errno suffices).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__)
+extern "C" {
+float expf(float) noexcept __attribute__((simd("notinbranch")));
+double exp(double) noexcept __attribute__((simd("notinbranch")));
+}
+#endif
+
 namespace {
 
 // The variant, as Python's Layout.ints(): sizes and the block of each gate (-1 if absent).
@@ -35,36 +48,33 @@ struct Layout {
   int64_t H, G, S;
   int64_t i, f, z, o;     // block in the (G*H) pre-activations
   int64_t si, sf, so;     // block in FGR's (S*H) vector of gate activations
-  bool g_tanh, h_tanh, coupled, fgr;
+  bool g_tanh, h_tanh, coupled, fgr, peep;
+  int64_t P;              // projection size, 0 for none
 
   explicit Layout(c10::IntArrayRef v)
       : H(v[0]), G(v[1]), S(v[2]), i(v[3]), f(v[4]), z(v[5]), o(v[6]), si(v[7]), sf(v[8]),
-        so(v[9]), g_tanh(v[10] != 0), h_tanh(v[11] != 0), coupled(v[12] != 0), fgr(v[13] != 0) {
-    TORCH_CHECK(v.size() == 14, "lstmlab: bad layout");
+        so(v[9]), g_tanh(v[10] != 0), h_tanh(v[11] != 0), coupled(v[12] != 0), fgr(v[13] != 0),
+        peep(v[14] != 0), P(v[15]) {
+    TORCH_CHECK(v.size() == 16, "lstmlab: bad layout");
   }
 };
 
-// Written with exp alone so that, compiled with -ffast-math, GCC vectorises them (glibc libmvec).
-// -ffast-math assumes no infinities, so exp must never overflow: its argument is clamped to
-// [-80, 80] (exp(80) < FLT_MAX). That changes no float32 result (sigmoid(80) rounds to 1) and a
-// float64 one by less than 1e-34; without it a cell state of |c| ~ 50 gave NaN.
-template <typename T>
-inline T exp_clamped(T x) {
-  return std::exp(std::min(std::max(x, T(-80)), T(80)));
-}
-
+// Written with exp alone so that GCC vectorises them (libmvec). IEEE arithmetic gives the limits
+// exactly: exp overflows to inf and 1 / inf = 0, so sigmoid(-inf) = 0, tanh(+-inf) = +-1, and NaN
+// stays NaN.
 template <typename T>
 inline T sigmoid(T x) {
-  return T(1) / (T(1) + exp_clamped(-x));
+  return T(1) / (T(1) + std::exp(-x));
 }
 
 template <typename T>
 inline T tanh_(T x) {
-  return T(2) / (T(1) + exp_clamped(T(-2) * x)) - T(1);
+  return T(2) / (T(1) + std::exp(T(-2) * x)) - T(1);
 }
 
 // One step of the forward pass for rows [0, B): pre-activations `a` (B, G*H) in place become the
-// activations; writes c_t, h(c_t), y_t and FGR's s_t. Rows outside their sequence hold the state.
+// activations; writes c_t, h(c_t), y_t (with a projection: m_t = h(c_t) o_t, projected by the
+// caller) and FGR's s_t. Rows outside their sequence hold the state (m_t: zero).
 template <typename T>
 void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* mask, const T* yp,
                   const T* cp, const T* sp, T* yn, T* cn, T* hcn, T* sn, const T* P,
@@ -79,7 +89,10 @@ void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* ma
     T* c1 = cn + b * H;
     T* y1 = yn + b * H;
     if (mask != nullptr && !mask[b]) {  // past the end: hold the state
-      std::copy(yp + b * H, yp + (b + 1) * H, y1);
+      if (L.P > 0)
+        std::fill(y1, y1 + H, T(0));
+      else
+        std::copy(yp + b * H, yp + (b + 1) * H, y1);
       std::copy(c0, c0 + H, c1);
       if (L.fgr) std::copy(sp + b * SH, sp + (b + 1) * SH, sn + b * SH);
       continue;
@@ -97,10 +110,14 @@ void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* ma
     T* af = L.f >= 0 ? ab + L.f * H : nullptr;
     T* az = ab + L.z * H;
     T* ao = L.o >= 0 ? ab + L.o * H : nullptr;
-    if (ai)
+    if (ai && L.peep)
       LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) ai[j] = sigmoid(ai[j] + pi[j] * c0[j]);
-    if (af)
+    else if (ai)
+      LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) ai[j] = sigmoid(ai[j]);
+    if (af && L.peep)
       LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) af[j] = sigmoid(af[j] + pf[j] * c0[j]);
+    else if (af)
+      LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) af[j] = sigmoid(af[j]);
     if (L.g_tanh)
       LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) az[j] = tanh_(az[j]);
     const T* I = ai ? ai : ones;
@@ -110,8 +127,10 @@ void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* ma
       const T f = coupled ? T(1) - I[j] : F[j];
       c1[j] = az[j] * I[j] + c0[j] * f;
     }
-    if (ao)
+    if (ao && L.peep)
       LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) ao[j] = sigmoid(ao[j] + po[j] * c1[j]);
+    else if (ao)
+      LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) ao[j] = sigmoid(ao[j]);
     const T* O = ao ? ao : ones;
     if (L.h_tanh) {
       T* hc = hcn + b * H;
@@ -131,9 +150,10 @@ void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* ma
 }
 
 // One step of the backward pass (see fused.py's docstring for the equations). Reads dy_t's two
-// parts (dout, the carried dys), dc_t (dcs, updated in place to dc_{t-1}) and FGR's ds_t; writes
-// the gradient of the pre-activations dA (B, G*H) (and dAs, (B, S*H), for FGR) and, for rows past
-// their end, the carries that pass through unchanged (ycarry, scarry).
+// parts (dout, the carried dys; with a projection the caller passes dm_t = W_hr^T dy_t and zeros),
+// dc_t (dcs, updated in place to dc_{t-1}) and FGR's ds_t; writes the gradient of the
+// pre-activations dA (B, G*H) (and dAs, (B, S*H), for FGR) and, for rows past their end, the
+// carries that pass through unchanged (ycarry unless null, scarry).
 template <typename T>
 void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, const T* cp,
                    const T* cn, const T* hcn, const T* dout, const T* dys, T* dcs, const T* ds,
@@ -144,20 +164,22 @@ void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, con
   const T* pf = P + H;
   const T* po = P + 2 * H;
   const bool g_tanh = L.g_tanh, h_tanh = L.h_tanh, coupled = L.coupled;
+  // a peephole term exists only where the gate does (a missing gate's da may be NaN * 0)
+  const bool pe_i = L.peep && L.i >= 0, pe_f = L.peep && L.f >= 0, pe_o = L.peep && L.o >= 0;
   for (int64_t b = 0; b < B; ++b) {
     T* dAb = dA + b * GH;
     T* dAsb = L.fgr ? dAs + b * SH : nullptr;
     if (mask != nullptr) {
       if (!mask[b]) {  // past the end: no gradient to the step, the carries pass through
         std::fill(dAb, dAb + GH, T(0));
-        std::copy(dys + b * H, dys + (b + 1) * H, ycarry + b * H);
+        if (ycarry != nullptr) std::copy(dys + b * H, dys + (b + 1) * H, ycarry + b * H);
         if (L.fgr) {
           std::fill(dAsb, dAsb + SH, T(0));
           std::copy(ds + b * SH, ds + (b + 1) * SH, scarry + b * SH);
         }
         continue;
       }
-      std::fill(ycarry + b * H, ycarry + (b + 1) * H, T(0));
+      if (ycarry != nullptr) std::fill(ycarry + b * H, ycarry + (b + 1) * H, T(0));
       if (L.fgr) std::fill(scarry + b * SH, scarry + (b + 1) * SH, T(0));
     }
     const T* ab = a + b * GH;
@@ -183,14 +205,15 @@ void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, con
       const T dy = dout_b[j] + dys_b[j];
       const T i = I[j], z = Z[j], o = O[j], h = hc[j];
       const T dao = (dy * h + dso[j]) * o * (T(1) - o);              // 0 when o = 1
-      const T dc_t = dc[j] + dy * o * (h_tanh ? T(1) - h * h : T(1)) + dao * po[j];
+      const T dc_t = dc[j] + dy * o * (h_tanh ? T(1) - h * h : T(1)) +
+                     (pe_o ? dao * po[j] : T(0));
       const T daz = dc_t * i * (g_tanh ? T(1) - z * z : T(1));
       const T f = coupled ? T(1) - i : F[j];
       const T df = dc_t * c0[j] + dsf[j];
       const T di = dc_t * z + dsi[j] - (coupled ? df : T(0));       // f = 1 - i: df/di = -1
       const T dai = di * i * (T(1) - i);                             // 0 when i = 1
       const T daf = df * f * (T(1) - f);                             // unused unless learned
-      dc[j] = dc_t * f + dai * pi[j] + daf * pf[j];
+      dc[j] = dc_t * f + (pe_i ? dai * pi[j] : T(0)) + (pe_f ? daf * pf[j] : T(0));
       dai_out[j] = dai;
       daf_out[j] = daf;
       daz_out[j] = daz;
@@ -215,24 +238,31 @@ at::Tensor none_if_absent(const at::Tensor& t, const at::Tensor& like) {
 }
 
 // acts (T, B, G*H): W x_t + b for every step on entry, the gate activations on return.
-// Returns Y (T, B, H) the state y after each step, C (T, B, H), HC = h(C) (T, B, H) and
-// S (T, B, S*H) for FGR (empty tensors where not needed).
+// Returns Y (T, B, Hy) the state y after each step, C (T, B, H), HC = h(C) (T, B, H),
+// S (T, B, S*H) for FGR and, with a projection Wr (P, H), M (T, B, H) = h(C) o before it
+// (empty tensors where not needed).
 std::vector<at::Tensor> fused_lstm_forward(c10::IntArrayRef layout, bool reverse, at::Tensor acts,
                                            const std::optional<at::Tensor>& mask_opt,
                                            const at::Tensor& h0, const at::Tensor& c0,
                                            const at::Tensor& R, const at::Tensor& P,
-                                           const std::optional<at::Tensor>& Wg_opt) {
+                                           const std::optional<at::Tensor>& Wg_opt,
+                                           const std::optional<at::Tensor>& Wr_opt) {
   const Layout L(layout);
   TORCH_CHECK(acts.is_contiguous() && h0.is_contiguous() && c0.is_contiguous() &&
               P.is_contiguous(), "lstmlab: fused_lstm_forward needs contiguous tensors");
+  TORCH_CHECK((L.P > 0) == (Wr_opt.has_value() && Wr_opt->defined()),
+              "lstmlab: fused_lstm_forward: projection size and weight_hr disagree");
   const int64_t T_ = acts.size(0), B = acts.size(1), H = L.H, SH = L.S * H;
+  const int64_t Hy = L.P > 0 ? L.P : H;
   const auto opts = acts.options();
   at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
-  at::Tensor Y = at::empty({T_, B, H}, opts), C = at::empty({T_, B, H}, opts);
+  at::Tensor Y = at::empty({T_, B, Hy}, opts), C = at::empty({T_, B, H}, opts);
+  at::Tensor M = L.P > 0 ? at::empty({T_, B, H}, opts) : at::Tensor();
   at::Tensor HC = L.h_tanh ? at::empty({T_, B, H}, opts) : at::Tensor();
   at::Tensor S = L.fgr ? at::empty({T_, B, SH}, opts) : at::Tensor();
   at::Tensor rec = L.fgr ? at::empty({B, SH}, opts) : at::Tensor();
   at::Tensor Wgt = L.fgr ? Wg_opt->t() : at::Tensor();
+  at::Tensor Wrt = L.P > 0 ? Wr_opt->t() : at::Tensor();
   const at::Tensor Rt = R.t();
   at::Tensor y = h0, c = c0, s = L.fgr ? at::zeros({B, SH}, opts) : at::Tensor();
 
@@ -246,21 +276,32 @@ std::vector<at::Tensor> fused_lstm_forward(c10::IntArrayRef layout, bool reverse
       if (L.fgr) at::mm_out(rec, s, Wgt);               // W_gates s_{t-1}
       const bool* m = mask.defined() ? mask.data_ptr<bool>() + t * B : nullptr;
       at::Tensor yn = Y.select(0, t), cn = C.select(0, t);
+      at::Tensor mn = L.P > 0 ? M.select(0, t) : yn;    // m_t, which is y_t without projection
       at::Tensor sn = L.fgr ? S.select(0, t) : at::Tensor();
       forward_rows<scalar_t>(L, B, a.data_ptr<scalar_t>(), ptr<scalar_t>(rec), m,
-                             y.data_ptr<scalar_t>(), c.data_ptr<scalar_t>(), ptr<scalar_t>(s),
-                             yn.data_ptr<scalar_t>(), cn.data_ptr<scalar_t>(),
-                             L.h_tanh ? HC.select(0, t).data_ptr<scalar_t>() : nullptr,
+                             ptr<scalar_t>(y), c.data_ptr<scalar_t>(), ptr<scalar_t>(s),
+                             ptr<scalar_t>(mn), cn.data_ptr<scalar_t>(),
+                             L.h_tanh ? ptr<scalar_t>(HC.select(0, t)) : nullptr,
                              ptr<scalar_t>(sn), Pp, ones.data());
+      if (L.P > 0) {                                    // y_t = W_hr m_t; held rows keep y
+        at::mm_out(yn, mn, Wrt);
+        if (m != nullptr) {
+          const scalar_t* yp = ptr<scalar_t>(y);
+          scalar_t* yo = ptr<scalar_t>(yn);
+          for (int64_t b = 0; b < B; ++b)
+            if (!m[b]) std::copy(yp + b * Hy, yp + (b + 1) * Hy, yo + b * Hy);
+        }
+      }
       y = yn;
       c = cn;
       s = sn;
     }
   });
-  return {Y, C, none_if_absent(HC, acts), none_if_absent(S, acts)};
+  return {Y, C, none_if_absent(HC, acts), none_if_absent(S, acts), none_if_absent(M, acts)};
 }
 
-// Returns dA (T, B, G*H), dAs (T, B, S*H) (empty unless FGR), dh_0 and dc_0 (B, H).
+// Returns dA (T, B, G*H), dAs (T, B, S*H) (empty unless FGR), dh_0 (B, Hy), dc_0 (B, H) and, with
+// a projection, DY (T, B, P): each step's dL/dy_t (zero past a sequence's end), for dW_hr.
 std::vector<at::Tensor> fused_lstm_backward(c10::IntArrayRef layout, bool reverse,
                                             const at::Tensor& acts,
                                             const std::optional<at::Tensor>& mask_opt,
@@ -268,13 +309,18 @@ std::vector<at::Tensor> fused_lstm_backward(c10::IntArrayRef layout, bool revers
                                             const std::optional<at::Tensor>& HC_opt,
                                             const at::Tensor& R, const at::Tensor& P,
                                             const std::optional<at::Tensor>& Wg_opt,
+                                            const std::optional<at::Tensor>& Wr_opt,
                                             const at::Tensor& dout, const at::Tensor& dh,
                                             const at::Tensor& dc) {
   const Layout L(layout);
   TORCH_CHECK(acts.is_contiguous() && C.is_contiguous() && dout.is_contiguous() &&
               c0.is_contiguous() && P.is_contiguous(),
               "lstmlab: fused_lstm_backward needs contiguous tensors");
+  TORCH_CHECK((L.P > 0) == (Wr_opt.has_value() && Wr_opt->defined()),
+              "lstmlab: fused_lstm_backward: projection size and weight_hr disagree");
   const int64_t T_ = acts.size(0), B = acts.size(1), H = L.H, SH = L.S * H;
+  const int64_t Hy = L.P > 0 ? L.P : H;
+  const bool proj = L.P > 0;
   const auto opts = acts.options();
   at::Tensor mask = mask_opt.has_value() ? mask_opt->contiguous() : at::Tensor();
   at::Tensor HC = L.h_tanh ? HC_opt->contiguous() : at::Tensor();
@@ -282,9 +328,13 @@ std::vector<at::Tensor> fused_lstm_backward(c10::IntArrayRef layout, bool revers
   at::Tensor dAs = L.fgr ? at::empty({T_, B, SH}, opts) : at::Tensor();
   at::Tensor dys = dh.contiguous().clone(), dcs = dc.contiguous().clone();
   at::Tensor ds = L.fgr ? at::zeros({B, SH}, opts) : at::Tensor();
-  at::Tensor ycarry = mask.defined() ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor ycarry = mask.defined() ? at::empty({B, Hy}, opts) : at::Tensor();
   at::Tensor scarry = mask.defined() && L.fgr ? at::empty({B, SH}, opts) : at::Tensor();
+  at::Tensor DY = proj ? at::empty({T_, B, Hy}, opts) : at::Tensor();
+  at::Tensor dm = proj ? at::empty({B, H}, opts) : at::Tensor();
+  at::Tensor zero_bh = proj ? at::zeros({B, H}, opts) : at::Tensor();
   const at::Tensor Wg = L.fgr ? *Wg_opt : at::Tensor();
+  const at::Tensor Wr = proj ? *Wr_opt : at::Tensor();
 
   AT_DISPATCH_FLOATING_TYPES(acts.scalar_type(), "fused_lstm_backward", [&] {
     std::vector<scalar_t> ones(H, scalar_t(1)), zeros(H, scalar_t(0)), scratch(3 * H);
@@ -293,16 +343,33 @@ std::vector<at::Tensor> fused_lstm_backward(c10::IntArrayRef layout, bool revers
       const int64_t t = reverse ? k : T_ - 1 - k;        // the forward order, reversed
       const int64_t prev = reverse ? t + 1 : t - 1;      // the step before t in forward order
       const bool first = reverse ? t == T_ - 1 : t == 0;
-      const scalar_t* cp = first ? c0.data_ptr<scalar_t>() : C[prev].data_ptr<scalar_t>();
+      const scalar_t* cp = first ? ptr<scalar_t>(c0) : ptr<scalar_t>(C[prev]);
       const bool* m = mask.defined() ? mask.data_ptr<bool>() + t * B : nullptr;
       at::Tensor dA_t = dA.select(0, t);
       at::Tensor dAs_t = L.fgr ? dAs.select(0, t) : at::Tensor();
+      const scalar_t* dout_t = ptr<scalar_t>(dout.select(0, t));
+      const scalar_t* dys_t = ptr<scalar_t>(dys);
+      if (proj) {  // dy_t = dout_t + carry (zero past the end; the carry passes), dm = W_hr^T dy
+        at::Tensor DY_t = DY.select(0, t);
+        scalar_t* dy = ptr<scalar_t>(DY_t);
+        scalar_t* yc = ptr<scalar_t>(ycarry);
+        for (int64_t b = 0; b < B; ++b) {
+          const bool inside = m == nullptr || m[b];
+          for (int64_t j = 0; j < Hy; ++j) {
+            const int64_t n = b * Hy + j;
+            dy[n] = inside ? dout_t[n] + dys_t[n] : scalar_t(0);
+            if (yc != nullptr) yc[n] = inside ? scalar_t(0) : dys_t[n];
+          }
+        }
+        at::mm_out(dm, DY_t, Wr);
+        dout_t = ptr<scalar_t>(dm);
+        dys_t = ptr<scalar_t>(zero_bh);
+      }
       backward_rows<scalar_t>(
-          L, B, acts.select(0, t).data_ptr<scalar_t>(), m, cp, C.select(0, t).data_ptr<scalar_t>(),
-          L.h_tanh ? HC.select(0, t).data_ptr<scalar_t>() : nullptr,
-          dout.select(0, t).data_ptr<scalar_t>(), dys.data_ptr<scalar_t>(),
-          dcs.data_ptr<scalar_t>(), ptr<scalar_t>(ds), dA_t.data_ptr<scalar_t>(),
-          ptr<scalar_t>(dAs_t), ptr<scalar_t>(ycarry), ptr<scalar_t>(scarry), Pp, ones.data(),
+          L, B, ptr<scalar_t>(acts.select(0, t)), m, cp, ptr<scalar_t>(C.select(0, t)),
+          L.h_tanh ? ptr<scalar_t>(HC.select(0, t)) : nullptr, dout_t, dys_t,
+          ptr<scalar_t>(dcs), ptr<scalar_t>(ds), ptr<scalar_t>(dA_t), ptr<scalar_t>(dAs_t),
+          proj ? nullptr : ptr<scalar_t>(ycarry), ptr<scalar_t>(scarry), Pp, ones.data(),
           zeros.data(), scratch.data());
       // dy_{t-1} = R^T da_t (+ the carry of rows past their end); FGR: ds_{t-1} = W_gates^T da_s
       if (mask.defined()) {
@@ -314,17 +381,17 @@ std::vector<at::Tensor> fused_lstm_backward(c10::IntArrayRef layout, bool revers
       }
     }
   });
-  return {dA, none_if_absent(dAs, acts), dys, dcs};
+  return {dA, none_if_absent(dAs, acts), dys, dcs, none_if_absent(DY, acts)};
 }
 
 }  // namespace
 
-TORCH_LIBRARY(lstmlab, m) {
+TORCH_LIBRARY_FRAGMENT(lstmlab, m) {
   m.def("fused_lstm_forward(int[] layout, bool reverse, Tensor(a!) acts, Tensor? mask, "
-        "Tensor h0, Tensor c0, Tensor R, Tensor P, Tensor? Wg) -> Tensor[]");
+        "Tensor h0, Tensor c0, Tensor R, Tensor P, Tensor? Wg, Tensor? Wr) -> Tensor[]");
   m.def("fused_lstm_backward(int[] layout, bool reverse, Tensor acts, Tensor? mask, Tensor c0, "
-        "Tensor C, Tensor? HC, Tensor R, Tensor P, Tensor? Wg, Tensor dout, Tensor dh, "
-        "Tensor dc) -> Tensor[]");
+        "Tensor C, Tensor? HC, Tensor R, Tensor P, Tensor? Wg, Tensor? Wr, Tensor dout, "
+        "Tensor dh, Tensor dc) -> Tensor[]");
 }
 
 TORCH_LIBRARY_IMPL(lstmlab, CPU, m) {

@@ -112,7 +112,9 @@ def _candidates(logits: Tensor, temperature: float, top_k: int | None,
     Without top-k or top-p: every token, in vocabulary order. With top-k: the k largest, sorted.
     With top-p: sorted, and the tokens past the smallest set of mass >= p get probability 0.
     """
-    logits = (logits if logits.dtype == torch.float64 else logits.float()) / temperature
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    # shift the largest to 0 first: a tiny temperature then gives -inf, never inf - inf = nan
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature
     vocab = logits.shape[-1]
     nucleus = top_p is not None and top_p < 1
     if top_k is not None and top_k < vocab:

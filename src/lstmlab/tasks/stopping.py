@@ -6,7 +6,7 @@ batches, so a streak or a window can end in the middle of a batch; ``satisfied_a
 1-based number of the training sequence at which the criterion first held, and ``sequences`` is
 how many have been fed in all (the whole last batch included, as "a batch of 32 counts 32").
 
-Rules, with the criteria of TASKS.md they serve:
+Rules, with the criteria of docs/tasks.md they serve:
 
     StreakRule(n)               n successive training sequences correct
                                 (lag 2a/2b: max abs error < 0.25; 2c: both outputs' error < 0.2)

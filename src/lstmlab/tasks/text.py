@@ -5,8 +5,8 @@ truncated backpropagation through time (BPTT), as in char-rnn and Zaremba et al.
     >>> stream = BatchStream(corpus.train, batch_size=32, seq_len=100)
     >>> for inputs, targets in stream:            # the rest of one epoch; both (T, B) = (100, 32)
     ...     ...
-    >>> for inputs, targets in EvalBatches(corpus.valid, batch_size=1, seq_len=100):
-    ...     ...                                   # sum the losses, divide by count_targets(valid)
+    >>> for windows in EvalSpans(corpus.valid, batch_size=16):  # rows of spans, independent
+    ...     ...                                   # sum the losses, divide by num_targets
 
 Tokens come at one of two levels:
 
@@ -45,7 +45,7 @@ Level = Literal["char", "word"]
 LEVELS: tuple[str, ...] = ("char", "word")
 UNK = "<unk>"  # the unknown symbol, at either level
 EOS = "<eos>"  # end of line, word level only
-IGNORE_INDEX = -100  # target id of padding in EvalBatches: F.cross_entropy's default ignore_index
+IGNORE_INDEX = -100  # target id not scored in EvalSpans: F.cross_entropy's default ignore_index
 
 DEFAULT_CORPUS = "tinyshakespeare"
 """Name of the corpus shipped inside lstmlab (``default_corpus_text()``)."""
@@ -97,11 +97,7 @@ class Vocabulary:
         object.__setattr__(self, "symbols", symbols)
         if not symbols:
             raise ValueError("a vocabulary needs at least one symbol")
-        index = {s: i for i, s in enumerate(symbols)}
-        if len(index) != len(symbols):
-            dupes = [s for s, n in Counter(symbols).items() if n > 1]
-            raise ValueError(f"repeated vocabulary symbols: {dupes[:5]!r}")
-        for s in symbols:
+        for s in symbols:  # before indexing: a symbol may be unhashable
             if not isinstance(s, str) or not s:
                 raise ValueError(f"vocabulary symbols must be non-empty strings, got {s!r}")
             if self.level == "char" and len(s) != 1 and s != UNK:
@@ -109,6 +105,10 @@ class Vocabulary:
                                  f"got {s!r}")
             if self.level == "word" and s.split() != [s]:
                 raise ValueError(f"a word-level symbol cannot contain whitespace, got {s!r}")
+        index = {s: i for i, s in enumerate(symbols)}
+        if len(index) != len(symbols):
+            dupes = [s for s, n in Counter(symbols).items() if n > 1]
+            raise ValueError(f"repeated vocabulary symbols: {dupes[:5]!r}")
         object.__setattr__(self, "_index", index)
 
     @classmethod
@@ -236,7 +236,10 @@ class Vocabulary:
             raise ValueError(f"not an lstmlab vocabulary (expected format {_VOCAB_FORMAT!r})")
         if d.get("version") != 1:
             raise ValueError(f"unsupported vocabulary version {d.get('version')!r}")
-        return cls(d["level"], tuple(d["symbols"]))
+        level, symbols = d.get("level"), d.get("symbols")
+        if not isinstance(level, str) or not isinstance(symbols, list):
+            raise ValueError("a vocabulary needs a 'level' string and a 'symbols' list")
+        return cls(level, tuple(symbols))
 
     def save(self, path: PathLike) -> None:
         """Write the vocabulary as UTF-8 JSON, atomically (a temporary file, then a rename)."""
@@ -253,9 +256,16 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: PathLike) -> Vocabulary:
-        """Read a vocabulary written by ``save``."""
-        with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+        """Read a vocabulary written by ``save``; anything else is a ValueError naming the
+        file."""
+        try:
+            data = json.loads(Path(path).read_bytes().decode("utf-8"))
+            return cls.from_dict(data)
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise ValueError(f"vocabulary file {path} is not lstmlab vocabulary JSON "
+                             f"({type(error).__name__})") from None
+        except ValueError as error:
+            raise ValueError(f"vocabulary file {path}: {error}") from None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -391,10 +401,15 @@ class Corpus:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"corpus directory not found: {directory}")
-        found = split_files(directory / f"{prefix}train.txt" if prefix else directory)
+        try:
+            found = split_files(directory / f"{prefix}train.txt" if prefix else directory)
+        except ValueError as error:  # several *train.txt files
+            raise ValueError(f"{error}; or pass prefix= to choose (e.g. prefix='ptb.')"
+                             ) from None
         if found is None or found[1] is None:
-            raise FileNotFoundError(f"{directory}: no {prefix or '*'}valid.txt (or val.txt) "
-                                    "beside the training file")
+            stem = found[0].name.removesuffix("train.txt") if found else prefix or ""
+            raise FileNotFoundError(f"{directory}: no {stem}valid.txt (or {stem}val.txt) "
+                                    f"beside {stem}train.txt")
         train, valid, test = found
         return cls.from_files(train, valid, test, level, unk=unk, max_size=max_size,
                               name=directory.name)
@@ -506,7 +521,7 @@ class BatchStream:
     to the next (detached) and reset it at the start of each epoch. An epoch has L // T full
     windows; the < B tokens beyond B*L + 1 and the last L - (L // T) * T columns are not
     trained on (char-rnn and Zaremba drop them too). For an exact loss over a split use
-    ``EvalBatches``.
+    ``EvalSpans``.
 
     Iterating yields the rest of the current epoch; the next loop starts the next epoch:
 
@@ -614,47 +629,62 @@ def count_targets(data: Tensor) -> int:
     return max(len(data) - 1, 0)
 
 
-class EvalBatches:
-    """All of a split, once, for an exact loss: every token but the first is a target once.
+class EvalSpans:
+    """All of a split, once, for a loss that does not depend on how it is batched.
 
-    The N - 1 (input, target) pairs are laid out as B rows of L = ceil((N - 1) / B) in order;
-    the end of the last row is padded with input id 0 and target ``IGNORE_INDEX`` (-100,
-    which F.cross_entropy ignores by default). Windows are (T, B), in order, the last one
-    shorter if T does not divide L; carry the recurrent state across them, from zeros at the
-    start. So the summed cross-entropy (reduction="sum") over all windows divided by
-    ``num_targets`` is the exact nats per token of the split. B = 1 is the classic evaluation
-    (Zaremba's batch size 1); B > 1 is faster, and each row starts from a zero state.
+    Every token but the first is a target exactly once. The N - 1 targets are cut into spans of
+    ``span`` in order; span k is one row that starts from a zero state ``context`` tokens
+    before the span (fewer at the start of the text), reads them without scoring them, then
+    predicts the span's tokens. Rows are independent of each other, so running B of them at
+    once (``batch_size``) or cutting them into windows of T (``seq_len``, the state carried)
+    changes the speed, not the figure. Each token is predicted from at least ``context`` tokens
+    of history (all of it in the first span), close to the whole history that a single pass
+    over the text gives, at (span + context) / span of its cost.
+
+    Iterating yields groups of at most B rows; each group is a list of (inputs, targets)
+    windows (T, B) to run in order from a zero state. Targets not scored (the context, the
+    padding of the last row) are ``IGNORE_INDEX`` (-100, ignored by F.cross_entropy), so the
+    summed cross-entropy over everything divided by ``num_targets`` is nats per token.
 
     Args:
-        data: token ids, (N,), N >= 2.
-        batch_size: B rows.
-        seq_len: T, the window length.
-        device: where the windows are produced.
+        data: token ids (N,), N >= 2.
+        batch_size: B, rows run at once. seq_len: T, the window length.
+        span, context: targets per row, and unscored tokens read before them.
+        device: where the windows are made.
     """
 
-    def __init__(self, data: Tensor, batch_size: int = 1, seq_len: int = 100, *,
+    def __init__(self, data: Tensor, batch_size: int = 16, seq_len: int = 100, *,
+                 span: int = 1500, context: int = 500,
                  device: torch.device | str | None = None) -> None:
         data = _as_ids(data)
-        if batch_size < 1 or seq_len < 1:
-            raise ValueError(f"batch_size and seq_len must be >= 1, got {batch_size}, {seq_len}")
+        if batch_size < 1 or seq_len < 1 or span < 1 or context < 0:
+            raise ValueError(f"batch_size, seq_len and span must be >= 1 and context >= 0, got "
+                             f"{batch_size}, {seq_len}, {span}, {context}")
         self.num_targets = count_targets(data)
         if self.num_targets < 1:
             raise ValueError(f"evaluation needs at least 2 tokens, got {len(data)}")
-        row_len = -(-self.num_targets // batch_size)
-        pad = batch_size * row_len - self.num_targets
-        inputs = torch.cat([data[:-1], data.new_zeros(pad)])
-        targets = torch.cat([data[1:], data.new_full((pad,), IGNORE_INDEX)])
-        self.inputs = inputs.view(batch_size, row_len).to(device)  # (B, L)
-        self.targets = targets.view(batch_size, row_len).to(device)  # (B, L)
-        self.batch_size = batch_size
-        self.seq_len = seq_len
+        rows = -(-self.num_targets // span)
+        width = span + min(context, (rows - 1) * span)
+        self.inputs = data.new_zeros(rows, width)
+        self.targets = data.new_full((rows, width), IGNORE_INDEX)
+        for k in range(rows):
+            first = k * span  # the first target of the span is data[first + 1]
+            last = min(first + span, self.num_targets)
+            start = max(0, first - context)
+            n = last - start
+            self.inputs[k, :n] = data[start:last]
+            self.targets[k, first - start:n] = data[first + 1:last + 1]
+        self.inputs, self.targets = self.inputs.to(device), self.targets.to(device)
+        self.batch_size, self.seq_len = batch_size, seq_len
 
     def __len__(self) -> int:
-        """Number of windows, the last possibly shorter."""
-        return -(-self.inputs.shape[1] // self.seq_len)
+        """Number of row groups."""
+        return -(-self.inputs.shape[0] // self.batch_size)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """(inputs, targets) windows, each (T, B) (the last may have fewer steps)."""
-        for start in range(0, self.inputs.shape[1], self.seq_len):
-            cols = slice(start, start + self.seq_len)
-            yield self.inputs[:, cols].t().contiguous(), self.targets[:, cols].t().contiguous()
+    def __iter__(self) -> Iterator[list[tuple[Tensor, Tensor]]]:
+        for group in range(0, self.inputs.shape[0], self.batch_size):
+            rows = slice(group, group + self.batch_size)
+            inputs, targets = self.inputs[rows], self.targets[rows]
+            yield [(inputs[:, t:t + self.seq_len].t().contiguous(),
+                    targets[:, t:t + self.seq_len].t().contiguous())
+                   for t in range(0, inputs.shape[1], self.seq_len)]

@@ -91,7 +91,10 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
                               ) from error
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{index} is not an lstmlab checkpoint")
-    weights = index.parent / meta["tensors"]
+    name = meta.get("tensors")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise CheckpointError(f"{index} does not name its tensor file; the checkpoint is corrupt")
+    weights = index.parent / name
     if not weights.exists():
         raise CheckpointError(f"checkpoint {index} names {weights.name}, which is missing")
     if weights.stat().st_size != meta.get("tensors_bytes"):

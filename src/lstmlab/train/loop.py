@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -65,6 +66,9 @@ class TrainConfig:
         log_every: steps between history points (learning curves) and progress updates.
         progress: show a progress bar (rank 0 only).
         device: "cpu", "cuda" or "cuda:N" for the model and batches (None: cpu).
+        nonfinite: what a non-finite loss or gradient does: "raise" (a FloatingPointError) or
+            "backoff" (skip the step and halve the learning rate, up to ``max_backoffs`` times
+            in a row, then raise).
     """
 
     optimizer: str = "adam"
@@ -83,6 +87,8 @@ class TrainConfig:
     log_every: int = 20
     progress: bool = True
     device: str | None = None
+    nonfinite: str = "raise"
+    max_backoffs: int = 8
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -106,6 +112,8 @@ class TrainConfig:
                              f"got {self.decay_every}")
         if self.decay_start < 0:
             raise ValueError(f"decay_start must be >= 0, got {self.decay_start}")
+        if self.nonfinite not in ("raise", "backoff"):
+            raise ValueError(f"nonfinite must be 'raise' or 'backoff', got {self.nonfinite!r}")
         if self.log_every < 1:
             raise ValueError(f"log_every must be at least 1, got {self.log_every}")
 
@@ -219,6 +227,7 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self.pending: dict[str, float] = {}  # metric sums since the last history point
         self.pending_steps = 0
+        self.backoffs = 0  # non-finite steps in a row
         self.console = console or Console(stderr=True, quiet=not self.world.is_main)
 
     def _budget_reached(self, elapsed: float) -> str | None:
@@ -281,17 +290,23 @@ class Trainer:
                     loss = out.loss
                     if world.distributed:  # DDP averages gradients: weigh each rank's share
                         loss = loss * (batch.batch_size * world.size / rows)
-                    if not torch.isfinite(loss):
-                        raise FloatingPointError(
-                            f"the loss became {loss.item()} at step {self.state.step} "
-                            f"(sequence {self.state.sequences}); lower the learning rate "
-                            f"(lr={self.config.lr}) or clip gradients (clip={self.config.clip})")
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if self.config.clip is not None:
-                        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-                    self.optimizer.step()
-                    self.schedule.step()
+                    finite = world.all_max(0 if torch.isfinite(loss) else 1) == 0
+                    if finite:
+                        self.optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        norm = nn.utils.clip_grad_norm_(
+                            self.model.parameters(),
+                            self.config.clip if self.config.clip is not None else math.inf)
+                        finite = bool(torch.isfinite(norm))
+                    if finite:
+                        self.optimizer.step()
+                        self.backoffs = 0
+                        self.schedule.step()
+                    else:
+                        self._back_off(loss)
+                        with warnings.catch_warnings():  # a skipped first step is expected
+                            warnings.simplefilter("ignore", UserWarning)
+                            self.schedule.step()
 
                     self.state.step += 1
                     self.state.sequences += rows
@@ -324,6 +339,26 @@ class Trainer:
         for callback in callbacks:
             callback.on_end(self, result)
         return result
+
+    def _back_off(self, loss: Tensor) -> None:
+        """A non-finite loss or gradient: the step is skipped (no update); with
+        ``nonfinite="backoff"`` the learning rate is halved, at most ``max_backoffs`` times in a
+        row, else (and with "raise") a FloatingPointError says what to do."""
+        self.optimizer.zero_grad(set_to_none=True)
+        c, s = self.config, self.state
+        what = (f"the loss became {loss.item()}" if not torch.isfinite(loss)
+                else "the gradient became non-finite")
+        if c.nonfinite == "raise" or self.backoffs >= c.max_backoffs:
+            tried = (f" (after halving the learning rate {self.backoffs} times)"
+                     if self.backoffs else "")
+            raise FloatingPointError(
+                f"{what} at step {s.step} (sequence {s.sequences}){tried}; lower the learning "
+                f"rate (lr={self.schedule.base_lrs[0]:g}) or clip gradients harder "
+                f"(clip={c.clip})")
+        self.backoffs += 1
+        self.schedule.base_lrs = [lr / 2 for lr in self.schedule.base_lrs]
+        self.console.print(f"[yellow]{what} at step {s.step}: step skipped, learning rate "
+                           f"halved to {self.schedule.base_lrs[0]:g}[/]")
 
     def _status(self, point: dict[str, float], run_seconds: float) -> str:
         s = self.state

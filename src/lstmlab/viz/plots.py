@@ -59,7 +59,7 @@ def learning_curves(results: Sequence[Any], path: str | Path, metric: str = "acc
             curve = _get(r, "curve")
             if _get(r, "task") != task or not curve:
                 continue
-            model = _get(r, "model")
+            model = _get(r, "learner")
             xs = [p["sequences"] for p in curve]
             ys = [p.get(metric, float("nan")) for p in curve]
             ax.plot(xs, ys, color=colour(model), alpha=0.8, lw=1,
@@ -86,27 +86,38 @@ def success_vs_lag(summaries: Sequence[Any], path: str | Path) -> Path:
         options = _get(s, "options")
         key = _get(s, "name") + (f" {options['variant']}" if options.get("variant") else "")
         percent = 100.0 * _get(s, "solved") / max(1, _get(s, "seeds"))
-        groups.setdefault(key, {}).setdefault(_get(s, "model"), []).append(
+        groups.setdefault(key, {}).setdefault(_get(s, "learner"), []).append(
             (_get(s, "lag"), percent))
     columns = min(3, max(1, len(groups)))
     rows = max(1, -(-len(groups) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(5 * columns, 3.6 * rows), squeeze=False)
     for ax in axes.flat[len(groups):]:
         ax.set_visible(False)
+    markers = "osD^v<>"
     for ax, (task, models) in zip(axes.flat, groups.items(), strict=False):
-        for model, points in models.items():
-            points.sort()
-            ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color=colour(model),
-                    label=model)
-        ax.set_title(task, fontsize=10)
-        ax.set_xlabel("lag")
-        ax.set_ylabel("% of trials solved")
-        ax.set_ylim(-5, 105)
         lags = sorted({p[0] for points in models.values() for p in points})
-        if len(lags) > 1 and lags[-1] / max(1, lags[0]) >= 10:
-            ax.set_xscale("log")
+        if len(lags) == 1:  # one lag: a bar per learner says more than a lone dot
+            names = list(models)
+            heights = [models[m][0][1] for m in names]
+            bars = ax.bar(range(len(names)), heights, color=[colour(m) for m in names])
+            ax.bar_label(bars, labels=[f"{h:.0f}%" for h in heights], fontsize=8)
+            ax.set_xticks(range(len(names)), names, fontsize=8)
+            ax.set_xlabel(f"learner (lag {lags[0]})")
+        else:
+            # larger markers first, so a learner hidden under another still shows its rim
+            for k, (model, points) in enumerate(models.items()):
+                points.sort()
+                ax.plot([p[0] for p in points], [p[1] for p in points], "-",
+                        marker=markers[k % len(markers)], markersize=9 - 1.5 * (k % 4),
+                        color=colour(model), label=model, zorder=2 + k, alpha=0.9)
+            ax.set_xlabel("lag")
+            if lags[-1] / max(1, lags[0]) >= 10:
+                ax.set_xscale("log")
+            ax.legend(fontsize=8)
+        ax.set_title(task, fontsize=10)
+        ax.set_ylabel("% of trials solved")
+        ax.set_ylim(-5, 110)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -114,7 +125,7 @@ def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") 
     """||dLoss/dh_t|| (solid) and, for LSTMs, ||dLoss/dc_t|| (dotted) against the distance from
     the scored step, on a log scale; one panel per stage ("init", "trained").
 
-    ``flows``: GradientFlow objects or dicts with model, stage, distance (D,), h (D,), c (D,) or
+    ``flows``: GradientFlow objects or dicts with cell, stage, distance (D,), h (D,), c (D,) or
     None (norms averaged over the batch). Zeros (e.g. dL/dc at distance 0, which only the later
     steps carry) are left out of the log-scale lines."""
     path = Path(path)
@@ -128,7 +139,7 @@ def gradient_flow_plot(flows: Sequence[Any], path: str | Path, title: str = "") 
         for f in flows:
             if _get(f, "stage") != stage:
                 continue
-            model, distance = _get(f, "model"), list(_get(f, "distance"))
+            model, distance = _get(f, "cell"), list(_get(f, "distance"))
             h = [v if v > 0 else float("nan") for v in _get(f, "h")]
             ax.plot(distance, h, color=colour(model), label=f"{model}: dL/dh")
             c = _get(f, "c")

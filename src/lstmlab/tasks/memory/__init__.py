@@ -1,4 +1,4 @@
-"""The memory games: seeded generators of the long-time-lag tasks of TASKS.md, each with its own
+"""The memory games: seeded generators of long-time-lag tasks of docs/tasks.md, each with its own
 correctness rule and stopping rule.
 
     >>> task = make_task("adding", lag=100)
@@ -107,7 +107,7 @@ REFERENCE_SETUPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("parity", {}),
     ("latch", {}),
 )
-"""The configurations TASKS.md quotes a reference figure for: (name, make_task options)."""
+"""The configurations docs/tasks.md quotes a reference figure for: (name, make_task options)."""
 
 
 def make_task(name: str, lag: int | None = None, **options: Any) -> MemoryTask:

@@ -5,7 +5,7 @@ O output units (the width of the model's linear head at each step).
 
 A task draws batches from a ``torch.Generator`` (same seed, same batch), says which steps are
 scored (``mask``), turns the model's raw head outputs into a loss, and judges each sequence by its
-own rule from TASKS.md (``evaluate``). Three kinds of loss, the task's ``loss_kind``:
+own rule from docs/tasks.md (``evaluate``). Three kinds of loss, the task's ``loss_kind``:
 
     "ce"           softmax cross-entropy; targets (T, B) int64 class indices
     "mse_sigmoid"  squared error of sigmoid(outputs), summed over the O units, as the 1997 paper's
@@ -110,7 +110,7 @@ class MemoryTask:
         input_size: I, the input lines. ``output_size``: O, the head's width.
         lag: the length/lag parameter actually used (each task says what it measures).
         loss_kind: "ce", "mse_sigmoid" or "mse" (module docstring).
-        reference: the published reference figure from TASKS.md, one line.
+        reference: the published reference figure from docs/tasks.md, one line.
         reference_sequences: the 1997 paper's sequences-to-success figure for this exact setup, or
             None where it gives none.
         symbols / classes: names of the input lines / output units, for displays.
@@ -211,7 +211,7 @@ class MemoryTask:
     # -- judging -------------------------------------------------------------------------------
 
     def stopping_rule(self) -> StoppingRule:
-        """A fresh stopping rule for one training run (the task's criterion from TASKS.md)."""
+        """A fresh stopping rule for one training run (the task's criterion, docs/tasks.md)."""
         return TestSetRule(min_accuracy=0.99, test_size=self.test_size)
 
     def predict(self, outputs: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""The three games of the lecture slides (TASKS.md section A): intern, tasks, romaji.
+"""The three games of the lecture slides (docs/tasks.md, section A): intern, tasks, romaji.
 
 No paper gives figures for these; their criteria are ours: >= 99% of a fresh test set correct.
 """

@@ -1,4 +1,4 @@
-"""Tasks from later literature (TASKS.md section D): ``copy``, ``parity`` and ``latch``."""
+"""Tasks from later literature (docs/tasks.md, section D): ``copy``, ``parity`` and ``latch``."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class CopyTask(MemoryTask):
     10..T+8 are blank (0); step T+9 is the delimiter 9; steps T+10..T+19 are blank, and during them
     the 10 digits must be reproduced in order. This is Arjovsky's and Bai's layout (T - 1 blanks
     before the delimiter), the one that gives the memoryless baseline 10 log 8 / (T + 20);
-    TASKS.md's "T zeros, then a delimiter" counts the delimiter among the T.
+    see docs/tasks.md, 'D1 copy'.
     Inputs: one-hot over the 10 symbols 0..9 (I = 10). Targets ((T, B) int64): blank (class 0) at
     steps 0..T+9, then the digits (classes 1..8); O = 9, loss "ce", every step scored (so the loss
     is comparable with ``baseline_loss``).

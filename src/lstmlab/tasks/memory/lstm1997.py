@@ -1,4 +1,4 @@
-"""Hochreiter & Schmidhuber 1997, "Long Short-Term Memory", section 5 (TASKS.md section B):
+"""Hochreiter & Schmidhuber 1997, "Long Short-Term Memory", section 5 (docs/tasks.md, section B):
 ``lag`` (Exp. 2), ``two_sequence`` (Exp. 3), ``adding`` (Exp. 4), ``multiplication`` (Exp. 5),
 ``temporal_order`` (Exp. 6). The embedded Reber grammar (Exp. 1) is in ``reber.py``.
 
@@ -54,14 +54,14 @@ class LagTask(MemoryTask):
     at every step; only the last (x or y again) needs memory. O = p + 1, loss "mse_sigmoid" against
     the one-hot next symbol.
     2b: as 2a, but a1..a_{p-1} are drawn uniformly with replacement from the p - 1 a-symbols (no
-    local regularity). The next random symbol cannot be predicted, so (ours, TASKS.md is silent)
+    local regularity). The next random symbol cannot be predicted, so (ours; docs/tasks.md, B2)
     only the last step, whose target is x or y, is scored.
     Correct (2a, 2b): max absolute error of the sigmoid outputs over all units and scored steps
     below 0.25 (the error returned is that maximum).
     2c (lag = q, ``distractors`` = p, default q): b, then x or y, then q + k random distractors
     (uniform over p symbols), then e; the target at the e step is the x or y (2 outputs: class 0 =
     x, 1 = y), error only there. k is geometric with mean ``extra_mean`` = 10, so that b, x|y, the
-    q + k distractors, e and the final x|y have expected length q + 14 (our reading of TASKS.md).
+    q + k distractors, e and the final x|y have expected length q + 14 (ours; docs/tasks.md, B2).
     Input lines: 0 = b, 1 = e, 2 = x, 3 = y, 4.. = distractors (I = p + 4). Correct: both outputs'
     absolute error below 0.2 (error: the larger of the two).
     Stop: 10,000 successive training sequences correct (StreakRule).

@@ -1,4 +1,4 @@
-"""Synaptic.js's built-in tasks (cazala/synaptic, src/Trainer.js; TASKS.md section C):
+"""Synaptic.js's built-in tasks (cazala/synaptic, src/Trainer.js; docs/tasks.md, section C):
 ``dsr`` (distracted sequence recall) and ``timing``.
 """
 
