@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lstmlab.models.recurrent import make_recurrent, parse_model
+from lstmlab.models.registry import register
 
 State = Tensor | tuple[Tensor, ...]
 
@@ -38,6 +39,7 @@ def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
         raise ValueError(f"length must be >= 0, got {length}")
 
 
+@register("language_model")
 class LanguageModel(nn.Module):
     """Next-token model: ids (T, B) -> logits (T, B, V), carrying the recurrent state.
 
