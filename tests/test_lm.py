@@ -15,9 +15,10 @@ from lstmlab.experiments.lm_eval import evaluate, load_language_model
 from lstmlab.experiments.lm_inspect import inspect, text_features
 from lstmlab.experiments.lm_sample import sample
 from lstmlab.experiments.lm_train import LMConfig, train_language_model
+from lstmlab.io import checkpoint_files
 from lstmlab.models.language import LanguageModel, sample_logits
 from lstmlab.tasks.text import BatchStream, Vocabulary
-from lstmlab.train import CheckpointError, TrainConfig, save_checkpoint
+from lstmlab.train import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint
 from lstmlab.train.loop import make_schedule
 
 TEXT = 'the cat sat on the mat. (a dog) said "hello there".\n' * 40
@@ -158,9 +159,7 @@ def test_split_files_give_a_test_figure(tmp_path):
 
 
 def _weights(path):
-    from safetensors.torch import load_file
-
-    return {k: v for k, v in load_file(path).items() if k.startswith("model.")}
+    return {k: v for k, v in load_checkpoint(path)[0].items() if k.startswith("model.")}
 
 
 def test_resume_continues_exactly(text_file, tmp_path):
@@ -170,8 +169,8 @@ def test_resume_continues_exactly(text_file, tmp_path):
     assert first.steps == 6
     second = train(text_file, out=tmp_path / "split", steps=10, resume=True, **common)
     assert second.steps == 10
-    whole = _weights(tmp_path / "whole" / "last.safetensors")
-    split = _weights(tmp_path / "split" / "last.safetensors")
+    whole = _weights(tmp_path / "whole" / "last.json")
+    split = _weights(tmp_path / "split" / "last.json")
     assert whole.keys() == split.keys()
     for name in whole:
         assert torch.equal(whole[name], split[name]), name
@@ -194,8 +193,8 @@ def test_ctrl_c_then_resume_continues_exactly(text_file, tmp_path, monkeypatch):
     monkeypatch.setattr(lm_train.WindowStep, "__call__", original)
     resumed = train(text_file, out=tmp_path / "split", resume=True, **common)
     assert resumed.steps == 10  # the budget is in the checkpoint: no flag needed
-    whole = _weights(tmp_path / "whole" / "last.safetensors")
-    split = _weights(tmp_path / "split" / "last.safetensors")
+    whole = _weights(tmp_path / "whole" / "last.json")
+    split = _weights(tmp_path / "split" / "last.json")
     assert all(torch.equal(whole[name], split[name]) for name in whole)
 
 
@@ -214,9 +213,9 @@ def test_missing_and_corrupt_checkpoints_raise_clear_errors(run_dir, tmp_path):
         load_language_model(tmp_path / "missing")
     broken = tmp_path / "broken"
     broken.mkdir()
-    for suffix in (".json", ".safetensors"):
-        (broken / f"best{suffix}").write_bytes((run_dir / f"best{suffix}").read_bytes())
-    weights = broken / "best.safetensors"
+    for file in checkpoint_files(run_dir / "best"):
+        (broken / file.name).write_bytes(file.read_bytes())
+    weights = checkpoint_files(broken / "best")[1]
     weights.write_bytes(weights.read_bytes()[:-40])  # cut off
     with pytest.raises(CheckpointError, match="incomplete"):
         load_language_model(broken)
@@ -321,7 +320,7 @@ def test_cli_end_to_end(text_file, tmp_path, capsys):
     assert main(["lm", "train", str(text_file), "--hidden", "16", "--layers", "1",
                  "--seq-len", "16", "--batch", "4", "--steps", "20", "--eval-every", "10",
                  "--out", str(out), "--no-progress"]) == 0
-    assert (out / "best.json").exists() and (out / "last.safetensors").exists()
+    assert (out / "best.json").exists() and all(f.exists() for f in checkpoint_files(out / "last"))
     assert main(["lm", "train", str(text_file), "--steps", "25", "--out", str(out),
                  "--resume", "--no-progress"]) == 0
     assert json.loads((out / "last.json").read_text())["trainer"]["state"]["step"] == 25

@@ -188,7 +188,7 @@ def test_checkpoint_errors(tmp_path):
     save_checkpoint(tmp_path, "best", {"w": torch.ones(3)}, {"note": "x"})
     tensors, meta = load_checkpoint(tmp_path / "best.json")
     assert torch.equal(tensors["w"], torch.ones(3)) and meta["note"] == "x"
-    weights = tmp_path / "best.safetensors"
+    weights = tmp_path / meta["tensors"]
     weights.write_bytes(weights.read_bytes()[:-4])
     with pytest.raises(CheckpointError, match="incomplete"):
         load_checkpoint(tmp_path / "best")

@@ -3,16 +3,15 @@
     >>> import lstmlab
     >>> lstm = lstmlab.LSTM(8, 32, variant="CIFG")
     >>> output, (h_n, c_n) = lstm(torch.randn(100, 16, 8))
+    >>> lstmlab.save(model, "runs/x", extra={...})   # a model of any registered kind
+    >>> model = lstmlab.load("runs/x")                # rebuilt from its config, eval mode
 """
 
-from lstmlab.cells import VARIANTS, LSTMSpec, lstm_spec
-from lstmlab.cells import GRUCell as GRUCell
-from lstmlab.cells import LSTMCell as LSTMCell
-from lstmlab.cells import RNNCell as RNNCell
+from lstmlab.cells import VARIANTS, GRUCell, LSTMCell, LSTMSpec, RNNCell, lstm_spec
 from lstmlab.layers import GRU, LSTM, RNN, Recording, Trace, tracing
+from lstmlab.models.registry import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "LSTMSpec", "Recording", "Trace", "lstm_spec",
-           "tracing", "__version__"]
-__all__ += ["GRUCell", "LSTMCell", "RNNCell"]
+__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "GRUCell", "LSTMCell", "LSTMSpec", "RNNCell",
+           "Recording", "Trace", "load", "lstm_spec", "save", "tracing", "__version__"]

@@ -28,10 +28,12 @@ from lstmlab.models import decoding
 from lstmlab.models.decoding import check_sampling as check_sampling  # re-exported
 from lstmlab.models.decoding import sample_logits as sample_logits  # re-exported
 from lstmlab.models.recurrent import make_recurrent, parse_model
+from lstmlab.models.registry import register
 
 State = Tensor | tuple[Tensor, ...]
 
 
+@register("language_model")
 class LanguageModel(nn.Module):
     """Next-token model: ids (T, B) -> logits (T, B, V), carrying the recurrent state.
 

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import Tensor, nn
 
 from lstmlab.models.recurrent import make_recurrent
+from lstmlab.models.registry import register
 
 
+@register("sequence")
 class SequenceModel(nn.Module):
     """inputs (T, B, I) -> outputs (T, B, O): ``head(recurrent(x))`` at every step.
 
@@ -20,9 +24,17 @@ class SequenceModel(nn.Module):
                  num_layers: int = 1, forget_bias: float | None = None) -> None:
         super().__init__()
         self.name = model
+        self.input_size, self.output_size = input_size, output_size
+        self.hidden_size, self.num_layers, self.forget_bias = hidden_size, num_layers, forget_bias
         self.recurrent = make_recurrent(model, input_size, hidden_size, num_layers,
                                         forget_bias=forget_bias)
         self.head = nn.Linear(hidden_size, output_size)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-ready: ``SequenceModel(**model.config())``."""
+        return {"model": self.name, "input_size": self.input_size,
+                "output_size": self.output_size, "hidden_size": self.hidden_size,
+                "num_layers": self.num_layers, "forget_bias": self.forget_bias}
 
     def forward(self, inputs: Tensor, lengths: Tensor | None = None) -> Tensor:
         return self.head(self.recurrent(inputs, lengths=lengths)[0])

@@ -1,111 +1,33 @@
-"""Checkpoints: tensors in safetensors, everything else in JSON beside them; atomic; no pickle.
+"""Checkpoints of a training run: the model's weights plus what an exact resume needs.
 
-A checkpoint NAME in DIR is two files, ``NAME.safetensors`` and ``NAME.json``. Each is written to
-a temporary file and renamed into place, the JSON last: it records the size of the tensor file,
-so a checkpoint whose writing was cut off is detected on loading instead of half-read.
-Training state (optimiser moments, RNG states, counters) goes into the same two files, so an
-interrupted run resumes exactly.
+The files themselves (safetensors + JSON, committed by one atomic rename, checked by size and
+sha256 on loading, never unpickled) are ``lstmlab.io``'s; this module adds the helpers that turn
+training state into tensors and JSON: nested states such as an optimiser's ``state_dict``
+(``pack_state``/``unpack_state``) and the random states (``rng_state``/``set_rng_state``).
+``save_checkpoint``/``load_checkpoint``/``resolve_checkpoint`` are ``lstmlab.io``'s
+``write_checkpoint``/``read_checkpoint``/``resolve`` under the names the loop uses.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-FORMAT = "lstmlab-checkpoint"
-VERSION = 1
+from lstmlab.io import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    read_checkpoint,
+    resolve,
+    write_checkpoint,
+)
 
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, incomplete or not an lstmlab checkpoint."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def save_checkpoint(directory: str | Path, name: str, tensors: dict[str, Tensor],
-                    meta: dict[str, Any]) -> Path:
-    """Write ``tensors`` and JSON-able ``meta`` as checkpoint ``name``; returns the JSON path."""
-    directory = Path(directory)
-    weights = directory / f"{name}.safetensors"
-    contiguous, storages = {}, set()
-    for k, v in tensors.items():
-        v = v.detach().contiguous().cpu()
-        if v.numel():  # tied weights share storage, which safetensors refuses: store a copy
-            ptr = v.untyped_storage().data_ptr()
-            if ptr in storages:
-                v = v.clone()
-            storages.add(ptr)
-        contiguous[k] = v
-    _atomic_write(weights, lambda tmp: save_file(contiguous, tmp))
-    document = {"format": FORMAT, "version": VERSION, "tensors": weights.name,
-                "tensors_bytes": weights.stat().st_size, **meta}
-    text = json.dumps(document, indent=1)
-    index = directory / f"{name}.json"
-    _atomic_write(index, lambda tmp: Path(tmp).write_text(text))
-    return index
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """Accept DIR (its last.json, else best.json), DIR/NAME, NAME.json or NAME.safetensors."""
-    path = Path(path)
-    if path.is_dir():
-        for candidate in ("last.json", "best.json"):
-            if (path / candidate).exists():
-                return path / candidate
-        raise CheckpointError(f"{path} holds no checkpoint (no last.json or best.json)")
-    if path.suffix == ".safetensors":
-        path = path.with_suffix(".json")
-    elif path.suffix != ".json":
-        path = path.with_name(path.name + ".json")
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}")
-    return path
-
-
-def load_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read a checkpoint (see ``resolve_checkpoint`` for the accepted paths): (tensors, meta)."""
-    index = resolve_checkpoint(path)
-    try:
-        meta = json.loads(index.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{index} is not valid JSON ({error}); the checkpoint is corrupt"
-                              ) from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{index} is not an lstmlab checkpoint")
-    name = meta.get("tensors")
-    if not isinstance(name, str) or not name or Path(name).name != name:
-        raise CheckpointError(f"{index} does not name its tensor file; the checkpoint is corrupt")
-    weights = index.parent / name
-    if not weights.exists():
-        raise CheckpointError(f"checkpoint {index} names {weights.name}, which is missing")
-    if weights.stat().st_size != meta.get("tensors_bytes"):
-        raise CheckpointError(f"{weights} has {weights.stat().st_size} bytes but the checkpoint "
-                              f"recorded {meta.get('tensors_bytes')}: it is incomplete or was "
-                              "replaced")
-    try:
-        tensors = load_file(weights)
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"{weights} cannot be read as safetensors: {error}") from error
-    return tensors, meta
+save_checkpoint = write_checkpoint
+load_checkpoint = read_checkpoint
+resolve_checkpoint = resolve
 
 
 def _flatten(prefix: str, value: Any, tensors: dict[str, Tensor]) -> Any:
@@ -129,7 +51,11 @@ def _flatten(prefix: str, value: Any, tensors: dict[str, Tensor]) -> Any:
 def _unflatten(value: Any, tensors: dict[str, Tensor]) -> Any:
     if isinstance(value, dict):
         if "__tensor__" in value:
-            return tensors[value["__tensor__"]]
+            key = value["__tensor__"]
+            if not isinstance(key, str) or key not in tensors:
+                raise CheckpointError(f"the checkpoint's training state names tensor {key!r}, "
+                                      "which the checkpoint does not hold")
+            return tensors[key]
         if "__dict__" in value:
             return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in value["__dict__"]}
         if "__list__" in value:
@@ -166,3 +92,7 @@ def set_rng_state(meta: dict[str, Any], tensors: dict[str, Tensor]) -> None:
         torch.cuda.set_rng_state_all(cuda)
     version, internal, gauss = meta["python"]
     random.setstate((version, tuple(internal), gauss))
+
+
+__all__ = ["FORMAT", "VERSION", "CheckpointError", "load_checkpoint", "pack_state",
+           "resolve_checkpoint", "rng_state", "save_checkpoint", "set_rng_state", "unpack_state"]
