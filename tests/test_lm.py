@@ -9,6 +9,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import lstmlab
 from lstmlab.cli import main
 from lstmlab.experiments import lm_train
 from lstmlab.experiments.lm_eval import evaluate, load_language_model
@@ -129,8 +130,10 @@ def test_vocabulary_and_config_round_trip_through_checkpoint(run_dir, text_file)
     assert loaded.vocab == Vocabulary.build(TEXT, "char")
     assert loaded.model.hidden_size == 24 and loaded.model.model_name == "lstm:NP"
     meta = json.loads((run_dir / "best.json").read_text())
-    assert meta["lm"]["config"]["seq_len"] == 16
+    assert meta["kind"] == "language_model" and meta["extra"]["lm"]["config"]["seq_len"] == 16
+    assert loaded.lm["config"]["seq_len"] == 16
     assert load_language_model(run_dir / "last.json").vocab == loaded.vocab
+    assert isinstance(lstmlab.load(run_dir), LanguageModel)  # the one model format
 
 
 def test_word_level_round_trip_and_perplexity(tmp_path):
@@ -222,8 +225,10 @@ def test_missing_and_corrupt_checkpoints_raise_clear_errors(run_dir, tmp_path):
     (broken / "best.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         load_language_model(broken)
-    save_checkpoint(tmp_path / "other", "best", {"w": torch.zeros(2)}, {"kind": "classifier"})
-    with pytest.raises(CheckpointError, match="not a language-model checkpoint"):
+    from lstmlab.models.sequence import SequenceModel
+
+    lstmlab.save(SequenceModel("lstm", 2, 2, 4), tmp_path / "other", name="best")
+    with pytest.raises(CheckpointError, match="'sequence'.*'language_model'"):
         load_language_model(tmp_path / "other")
 
 
@@ -233,7 +238,7 @@ def test_missing_and_corrupt_checkpoints_raise_clear_errors(run_dir, tmp_path):
 def test_tiny_model_learns_repetitive_text(run_dir):
     """TEXT is one 52-character line repeated: a small LSTM predicts it almost perfectly
     (uniform over its 20 symbols would be ln 20 = 3.0 nats/char)."""
-    best = json.loads((run_dir / "best.json").read_text())["lm"]["valid"]
+    best = load_language_model(run_dir).lm["valid"]
     assert best < 0.4
     assert evaluate(run_dir, text=TEXT[:520]).nats < 0.4
 

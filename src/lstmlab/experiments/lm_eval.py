@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.registry import load_saved
 from lstmlab.tasks.text import UNK, EvalSpans, Vocabulary, is_char_like, read_text, tokenize
-from lstmlab.train import CheckpointError, load_checkpoint
+from lstmlab.train import CheckpointError
 
-KIND = "lstmlab.language_model"
 LN2 = math.log(2)
 
 
@@ -33,29 +33,14 @@ def describe_loss(nats: float, char_like: bool) -> str:
     return f"{nats:.4f} nats/word, perplexity {math.exp(min(nats, 700)):.2f}"
 
 
-def _checkpoint_index(path: str | Path) -> Path:
-    """A run directory means its best checkpoint (else its last); else as load_checkpoint."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.json", "last.json"):
-            if (path / name).exists():
-                return path / name
-        raise CheckpointError(f"{path} holds no language-model checkpoint (no best.json or "
-                              "last.json)")
-    if not path.exists() and not path.with_name(path.name + ".json").exists() \
-            and not path.with_suffix(".json").exists():
-        raise CheckpointError(f"no checkpoint at {path}")
-    return path
-
-
 @dataclass
 class LoadedModel:
-    """A language model read from a checkpoint, in eval mode, with its vocabulary and the
-    checkpoint's JSON (``meta``)."""
+    """A language model read from a checkpoint, in eval mode, with its vocabulary, the run's
+    record (``lm``: configuration, corpus, source) and the checkpoint's path."""
 
     model: LanguageModel
     vocab: Vocabulary
-    meta: dict[str, Any]
+    lm: dict[str, Any]
     path: Path
 
     @property
@@ -64,33 +49,20 @@ class LoadedModel:
 
 
 def load_language_model(path: str | Path) -> LoadedModel:
-    """Read a language-model checkpoint: a run directory (its best checkpoint), or a
-    checkpoint's .json / .safetensors file. A missing, corrupt or foreign checkpoint raises
-    ``CheckpointError`` (a ValueError) with a one-line reason."""
-    index = _checkpoint_index(path)
-    tensors, meta = load_checkpoint(index)
-    if meta.get("kind") != KIND:
-        raise CheckpointError(f"{index} is not a language-model checkpoint (kind "
-                              f"{meta.get('kind')!r})")
+    """Read a language model saved by ``lm train`` (``lstmlab.load`` of kind
+    "language_model", with its vocabulary): a run directory (its best checkpoint, else its
+    last), or a checkpoint's .json file. Checkpoints of the previous format load too. A
+    missing, corrupt or foreign checkpoint raises ``CheckpointError`` (a ValueError) with a
+    one-line reason."""
+    saved = load_saved(path, kind="language_model")
     try:
-        vocab = Vocabulary.from_dict(meta["vocabulary"])
-        model = LanguageModel(**meta["model"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{index}: bad model configuration or vocabulary ({error})"
-                              ) from None
-    if model.vocab_size != len(vocab):
-        raise CheckpointError(f"{index}: the model predicts {model.vocab_size} symbols but the "
-                              f"vocabulary has {len(vocab)}")
-    weights = {k.removeprefix("model."): v for k, v in tensors.items()
-               if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        raise CheckpointError(f"{index}: the weights do not fit the model configuration "
-                              f"({' '.join(first[:2])})") from None
-    model.eval()
-    return LoadedModel(model, vocab, meta, index)
+        vocab = Vocabulary.from_dict(saved.extra["vocabulary"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{saved.path}: no usable vocabulary ({error})") from None
+    if saved.model.vocab_size != len(vocab):
+        raise CheckpointError(f"{saved.path}: the model predicts {saved.model.vocab_size} "
+                              f"symbols but the vocabulary has {len(vocab)}")
+    return LoadedModel(saved.model, vocab, dict(saved.extra.get("lm", {})), saved.path)
 
 
 @torch.no_grad()

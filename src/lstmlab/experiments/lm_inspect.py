@@ -143,7 +143,7 @@ def _parse_cell(cell: int | str, layers: int, hidden: int) -> int:
 
 def _default_inspect_text(loaded: LoadedModel, max_tokens: int) -> str:
     """The validation text of the run (its first tokens), or a sample from the model."""
-    lm = loaded.meta.get("lm", {})
+    lm = loaded.lm
     config = lm.get("config", {})
     source = lm.get("source")
     try:
@@ -227,7 +227,7 @@ def inspect(checkpoint: str | Path, text: str | None = None, *,
                 panels.append(CellPanel(f.name, f"{f.feature}, r = {f.r:+.2f}",
                                         states[:, f.cell]))
                 seen.add(f.cell)
-        title = f"lstmlab cells: {loaded.meta.get('lm', {}).get('corpus', loaded.path.parent.name)}"
+        title = f"lstmlab cells: {loaded.lm.get('corpus', loaded.path.parent.name)}"
         page = render_cells_html(tokens, panels, title=title,
                                  findings=[(f.feature, f.name, f.r) for f in findings],
                                  subtitle=f"{model.model_name} {layers}x{hidden}, "

@@ -30,13 +30,13 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from lstmlab.experiments.lm_eval import (
-    KIND,
     LN2,
     describe_loss,
     evaluate_ids,
     load_language_model,
 )
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.registry import describe, model_meta, model_tensors
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.text import (
     DEFAULT_CORPUS,
@@ -183,8 +183,11 @@ def _model_from_config(config: LMConfig, vocab_size: int) -> LanguageModel:
 
 def _lm_meta(model: LanguageModel, vocab: Vocabulary, config: LMConfig, source: str | None,
              corpus_name: str, **extra: Any) -> dict[str, Any]:
-    return {"kind": KIND, "model": model.config(), "vocabulary": vocab.to_dict(),
-            "lm": {"config": asdict(config), "source": source, "corpus": corpus_name, **extra}}
+    """A checkpoint's description of the model (``lstmlab.load`` reads it) with the vocabulary
+    and the run's record (configuration, source, corpus, and what ``extra`` adds)."""
+    return model_meta(model, {"vocabulary": vocab.to_dict(),
+                              "lm": {"config": asdict(config), "source": source,
+                                     "corpus": corpus_name, **extra}})
 
 
 @dataclass
@@ -310,8 +313,7 @@ class LMCheckpoints(Callback):
         if self.out is None:
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         elif trainer.world.is_main:
-            save_checkpoint(self.out, "best",
-                            {f"model.{k}": v for k, v in model.state_dict().items()},
+            save_checkpoint(self.out, "best", model_tensors(model),
                             self.meta(step=trainer.state.step, valid=nats))
 
     def save_last(self, trainer: Trainer) -> None:
@@ -398,8 +400,10 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         if not (out_dir / "last.json").exists():
             raise CheckpointError(f"nothing to resume in {out_dir}: it has no last.json")
         saved_tensors, saved_meta = load_checkpoint(out_dir / "last.json")
-        if saved_meta.get("kind") != KIND or "lm" not in saved_meta:
+        kind, _, saved_extra = describe(out_dir / "last.json", saved_meta)
+        if kind != "language_model" or "lm" not in saved_extra or "trainer" not in saved_meta:
             raise CheckpointError(f"{out_dir / 'last.json'} is not a language-model run")
+        saved_meta = {**saved_meta, **saved_extra}  # the run's record: "lm", "vocabulary"
         saved_config = LMConfig(**saved_meta["lm"]["config"])
         config = _merge_config(options, saved_config)
         saved_source = saved_meta["lm"]["source"]

@@ -4,7 +4,6 @@ plots (learning curves, success vs lag) in an output folder."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from rich.table import Table
 
 from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
 from lstmlab.experiments.memory_trial import TrialResult
+from lstmlab.io import atomic_write_text
 
 COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
            "time")
@@ -63,12 +63,6 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> list[Path]:
     """Write results.json and results.md (each atomically), and with ``plots``
     learning_curves.png and success_vs_lag.png, into ``out`` (created if missing). Returns the
@@ -78,7 +72,7 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     data = out / "results.json"
-    _atomic_write(data, json.dumps(result.to_dict(), indent=1))
+    atomic_write_text(data, json.dumps(result.to_dict(), indent=1))
     paths.append(data)
     s = result.settings
     learner, budget = s["learner"], s["budget"]
@@ -112,7 +106,7 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
     notes += ["", "![learning curves](learning_curves.png)", "",
               "![success vs lag](success_vs_lag.png)", ""]
     md = out / "results.md"
-    _atomic_write(md, "\n".join(notes))
+    atomic_write_text(md, "\n".join(notes))
     paths.append(md)
     if plots:
         from lstmlab.viz.plots import learning_curves, success_vs_lag

@@ -30,7 +30,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +39,8 @@ from typing import Any, Literal
 
 import torch
 from torch import Tensor
+
+from lstmlab.io import atomic_write_text
 
 Level = Literal["char", "word"]
 LEVELS: tuple[str, ...] = ("char", "word")
@@ -242,17 +243,8 @@ class Vocabulary:
         return cls(level, tuple(symbols))
 
     def save(self, path: PathLike) -> None:
-        """Write the vocabulary as UTF-8 JSON, atomically (a temporary file, then a rename)."""
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self.to_dict(), f, ensure_ascii=False)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Write the vocabulary as UTF-8 JSON, atomically (``lstmlab.io.atomic_write_text``)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), ensure_ascii=False) + "\n")
 
     @classmethod
     def load(cls, path: PathLike) -> Vocabulary:
