@@ -388,3 +388,17 @@ def test_unknown_characters_are_refused_or_left_out(run_dir, tmp_path):
     scored = evaluate(run_dir, odd, skip_unknown=True)
     assert scored.skipped == 40 and scored.tokens == len("the cat sat on the mat.  ") * 20 - 1
     assert main(["lm", "eval", str(run_dir), str(odd), "--skip-unknown"]) == 0
+
+
+def test_resume_falls_back_to_the_previous_checkpoint(text_file, tmp_path):
+    run = tmp_path / "run"
+    train(text_file, out=run, steps=6, eval_every=2)
+    assert (run / "previous.json").exists()
+    weights = checkpoint_files(run / "last")[1]
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF  # same size, one byte flipped: only the sha256 tells
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="sha256"):
+        load_language_model(run / "last.json")
+    resumed = train(text_file, out=run, steps=8, eval_every=2, resume=True)
+    assert resumed.steps == 8  # from the previous checkpoint (step 4) on to the new budget

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,38 @@ def write_checkpoint(directory: str | Path, name: str, tensors: dict[str, Tensor
                                            or _is_temporary_of(name, entry.name)):
             entry.unlink(missing_ok=True)
     return index
+
+
+def copy_checkpoint(directory: str | Path, name: str, to: str) -> Path | None:
+    """Keep checkpoint ``name`` of ``directory`` also as ``to`` (e.g. "last" as "previous",
+    before "last" is replaced), committed like ``write_checkpoint``: the weights are hard-linked
+    (copied where links are not possible), then TO.json is renamed into place. Returns TO.json,
+    or None when ``name`` has no whole, verified checkpoint to keep."""
+    _check_name(to)
+    directory = Path(directory)
+    try:
+        _, meta = read_checkpoint(directory / f"{name}.json")  # verified: only a good one
+    except CheckpointError:
+        return None
+    source = directory / meta["tensors"]
+    digest = meta.get("tensors_sha256") or hashlib.sha256(source.read_bytes()).hexdigest()
+    target = directory / f"{to}.{digest[:16]}.safetensors"
+    if not target.exists():
+        link = directory / f".{target.name}.link"
+        link.unlink(missing_ok=True)
+        try:
+            os.link(source, link)
+        except OSError:
+            shutil.copyfile(source, link)
+        os.replace(link, target)
+    document = {**meta, "version": max(2, meta["version"]), "tensors": target.name,
+                "tensors_sha256": digest}
+    copy = atomic_write_text(directory / f"{to}.json", json.dumps(document, indent=1))
+    for entry in directory.iterdir():
+        if entry.name != target.name and (_is_weights_of(to, entry.name)
+                                          or _is_temporary_of(to, entry.name)):
+            entry.unlink(missing_ok=True)
+    return copy
 
 
 # ----------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from lstmlab.experiments.lm_eval import (
     evaluate_ids,
     load_language_model,
 )
+from lstmlab.io import copy_checkpoint
 from lstmlab.models.language import LanguageModel
 from lstmlab.models.registry import describe, model_meta, model_tensors
 from lstmlab.tasks.batch import Batch
@@ -325,6 +326,7 @@ class LMCheckpoints(Callback):
             return
         meta = self.meta(stream=stream_state, carry=len(parts), best_valid=self.validation.best,
                          validations=self.validation.records)
+        copy_checkpoint(self.out, "last", "previous")  # a fallback should "last" be damaged
         trainer.save(self.out, "last", meta, {f"carry.{i}": p for i, p in enumerate(parts)})
 
     def on_step(self, trainer: Trainer, out: StepOutput) -> None:
@@ -399,7 +401,15 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
             raise ValueError("--resume needs the --out directory of the run to continue")
         if not (out_dir / "last.json").exists():
             raise CheckpointError(f"nothing to resume in {out_dir}: it has no last.json")
-        saved_tensors, saved_meta = load_checkpoint(out_dir / "last.json")
+        try:
+            saved_tensors, saved_meta = load_checkpoint(out_dir / "last.json")
+        except CheckpointError as error:
+            if not (out_dir / "previous.json").exists():
+                raise
+            saved_tensors, saved_meta = load_checkpoint(out_dir / "previous.json")
+            (console or Console(stderr=True)).print(
+                f"[yellow]{error}\nresuming from the checkpoint before it, "
+                f"{out_dir / 'previous.json'}[/]")
         kind, _, saved_extra = describe(out_dir / "last.json", saved_meta)
         if kind != "language_model" or "lm" not in saved_extra or "trainer" not in saved_meta:
             raise CheckpointError(f"{out_dir / 'last.json'} is not a language-model run")
