@@ -125,6 +125,8 @@ def reference_lstm(spec: LSTMSpec, x: Tensor, h0: Tensor, c0: Tensor, w: LSTMWei
     op): what ``fused_lstm`` computes. Same arguments and results as ``fused_lstm``."""
     w = LSTMWeights(*w)
     wx = F.linear(x, w.weight_ih, w.bias_ih)
+    if mask is not None:  # padding must not reach the gradient, not even as NaN
+        wx = wx.masked_fill(~mask.unsqueeze(2), 0.0)
     steps, batch = x.shape[0], x.shape[1]
     side = len(spec.sigmoid_gates) * c0.shape[1]
     y, c = h0, c0
