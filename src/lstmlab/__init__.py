@@ -6,9 +6,21 @@
 """
 
 from lstmlab.cells import VARIANTS, LSTMSpec, lstm_spec
-from lstmlab.layers import GRU, LSTM, RNN, Recording, Trace, tracing
+from lstmlab.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    LayerDtypeError,
+    LayerInputError,
+    NotScriptableError,
+    Recording,
+    Trace,
+    quantize_dynamic,
+    tracing,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "LSTMSpec", "Recording", "Trace", "lstm_spec",
-           "tracing", "__version__"]
+__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "LSTMSpec", "LayerDtypeError", "LayerInputError",
+           "NotScriptableError", "Recording", "Trace", "lstm_spec", "quantize_dynamic", "tracing",
+           "__version__"]
