@@ -286,7 +286,8 @@ def test_custom_op_passes_opcheck(variant, proj, masked):
 def test_quantize_dynamic():
     """lstmlab.quantize_dynamic: NP LSTMs and GRUs become torch's dynamically quantised modules
     (int8 weights); variants stay float, with a warning. The quantised model stays within 0.05
-    of the float one here (measured: about 0.01), and differs from it (it really is int8)."""
+    of the float one here (measured: 0.001 to 0.003 for outputs up to 0.5, seeds 0-2), and
+    differs from it (it really is int8)."""
     torch.manual_seed(5)
     model = Model().eval()
     x = torch.randn(7, 2, 4)
