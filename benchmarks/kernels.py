@@ -140,7 +140,8 @@ def bench_shape(shape: tuple[int, int, int, int], variants: list[str], runs: int
         ref_ms = statistics.median(ref_times) * 1e3
         flops = matmul_flops(name, entries[name], B, T, I, H) * (3 if mode == "fwd+bwd" else 1)
         module = entries[name]
-        path = "torch.nn" if name.startswith("nn.") else lstmlab.kernels.choose(module, False)[0]
+        path = "torch.nn" if name.startswith("nn.") else \
+            lstmlab.kernels.choose(module.kernel, getattr(module, "spec", None), False)[0]
         if path == "fused":
             path += " (C++)" if build.available(x) else " (PyTorch)"
         rows.append({"shape": {"B": B, "T": T, "I": I, "H": H}, "name": name, "mode": mode,

@@ -159,6 +159,104 @@ def test_fused_saturated_gates_stay_finite(variant, compiled):
                  _run(layer, x.double(), None, None, "loop"), 1e-9)
 
 
+NONFINITE = {  # case -> proj_size (half the cases with a projection)
+    "nan-input": 0, "nan-weight": 2, "inf-input": 0, "-inf-input": 2}
+
+
+def _with_nonfinite(layer, case):
+    """An input (T, B, I) with NaN/inf as ``case`` says (or NaN in one recurrent weight of the
+    last layer's reverse direction, so the forward direction stays finite), and lengths."""
+    x = torch.randn(T, B, I)
+    if case == "nan-input":
+        x[2, 0, 1] = float("nan")
+        x[5, 2, :] = float("nan")  # padding (length 5): must reach neither output nor gradient
+    elif case == "nan-weight":
+        with torch.no_grad():
+            layer.weight_hh_l1_reverse[0, 0] = float("nan")
+    elif case == "inf-input":  # inf - inf: NaN in the gates where the two weights differ in sign
+        x[2, 0, 1] = x[2, 0, 2] = float("inf")
+    else:  # every gate of one step saturates exactly (sigmoid(-inf) = 0), a second one nearly
+        x[2, 0, 1] = -float("inf")
+        x[1, 1, 0] = 1e30
+    return x, [7, 3, 5, 1]
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("case", list(NONFINITE))
+@pytest.mark.parametrize("variant", SPECS)
+def test_nan_and_inf_propagate_as_on_the_loop(variant, case, compiled):
+    """NaN and inf come out of the fused kernel exactly where the reference loop puts them -
+    outputs, states and every gradient: same NaN positions, same infinities, the finite values
+    equal - never turned into finite numbers (the C++ is built without -ffast-math)."""
+    needs_compiler(compiled)
+    torch.manual_seed(0)
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, proj_size=NONFINITE[case],
+                 variant=variant)
+    x, lengths = _with_nonfinite(layer, case)
+
+    def run(path, compiled=None):
+        layer.zero_grad()
+        xx = x.clone().requires_grad_()
+        with kernels.use(path, compiled=compiled):
+            out, (h, c) = layer(xx, lengths=lengths)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+        (torch.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0) * weights).sum().backward()
+        return {"out": out, "h": h, "c": c, "dx": xx.grad,
+                **{n: p.grad.clone() for n, p in layer.named_parameters()}}
+
+    ref, got = run("loop"), run("fused", compiled)
+    if case != "-inf-input":
+        assert ref["out"].isnan().any() and ref["dx"].isnan().any()
+    if case == "nan-weight":  # the NaN is in the last layer's reverse direction only
+        assert torch.isfinite(ref["out"][:, :, :layer.output_size]).all()
+    for name in ref:
+        a, b = got[name], ref[name]
+        assert torch.equal(a.isnan(), b.isnan()), f"{name}: NaN at other places"
+        assert torch.equal(a.isinf(), b.isinf()) and torch.equal(a[a.isinf()], b[b.isinf()]), name
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5, equal_nan=True), name
+
+
+@pytest.mark.parametrize("compiled", COMPILED)
+@pytest.mark.parametrize("variant", ["V", "CIFG+NOAF+FGR", "NP"])
+def test_double_backward_through_the_fused_kernel(variant, compiled):
+    """create_graph=True: the backward differentiates the reference loop, so second derivatives
+    (a Hessian-vector product, a gradient penalty) equal the loop's and none is silently None."""
+    needs_compiler(compiled)
+    torch.manual_seed(6)
+    layer = LSTM(I, H, num_layers=2, bidirectional=True, proj_size=2, variant=variant).double()
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    params = list(layer.parameters())
+
+    def second_order(path, compiled=None):
+        xx = x.clone().requires_grad_()
+        with kernels.use(path, compiled=compiled):
+            out, (h, c) = layer(xx, lengths=[7, 3, 5, 1])
+        loss = (out.sin()).sum() + (h * c[..., :2]).sum()
+        grads = torch.autograd.grad(loss, [xx, *params], create_graph=True)
+        penalty = sum((g ** 2).sum() for g in grads)
+        return grads, torch.autograd.grad(penalty, [xx, *params], allow_unused=True)
+
+    (g_ref, gg_ref), (g, gg) = second_order("loop"), second_order("fused", compiled)
+    for a, b in zip(g + gg, g_ref + gg_ref, strict=True):
+        assert a is not None and b is not None
+        assert torch.allclose(a, b, atol=1e-9), (a - b).abs().max()
+
+
+def test_fused_backward_is_the_hand_derived_one_without_create_graph():
+    """A plain backward runs the fused kernel's own backward, not the reference loop."""
+    layer = LSTM(I, H, variant="V")
+    out, _ = layer(torch.randn(T, B, I, requires_grad=True))
+    assert "FusedLSTMFunctionBackward" in _grad_fn_names(out)
+    calls = []
+    original = fused.reference_lstm
+    try:
+        fused.reference_lstm = lambda *a, **k: calls.append(1) or original(*a, **k)
+        out.sum().backward()
+    finally:
+        fused.reference_lstm = original
+    assert not calls
+
+
 def test_fused_kernel_direct_call():
     """The function API: one layer-direction, state in and out."""
     torch.manual_seed(3)

@@ -8,10 +8,22 @@
 """
 
 from lstmlab.cells import VARIANTS, GRUCell, LSTMCell, LSTMSpec, RNNCell, lstm_spec
-from lstmlab.layers import GRU, LSTM, RNN, Recording, Trace, tracing
+from lstmlab.layers import (
+    GRU,
+    LSTM,
+    RNN,
+    LayerDtypeError,
+    LayerInputError,
+    NotScriptableError,
+    Recording,
+    Trace,
+    quantize_dynamic,
+    tracing,
+)
 from lstmlab.models.registry import load, save
 
 __version__ = "0.1.0"
 
-__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "GRUCell", "LSTMCell", "LSTMSpec", "RNNCell",
-           "Recording", "Trace", "load", "lstm_spec", "save", "tracing", "__version__"]
+__all__ = ["GRU", "LSTM", "RNN", "VARIANTS", "GRUCell", "LSTMCell", "LSTMSpec", "LayerDtypeError",
+           "LayerInputError", "NotScriptableError", "RNNCell", "Recording", "Trace", "load",
+           "lstm_spec", "quantize_dynamic", "save", "tracing", "__version__"]

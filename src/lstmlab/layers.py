@@ -562,9 +562,12 @@ def _scan(step: Callable[[Tensor, State], tuple[State, dict[str, Tensor]]], wx: 
     """The plain loop: apply ``step`` to each slice wx[t] (forward or backward in time).
 
     Where mask[t] is False (past a sequence's end) the state is held and records are zero, so a
-    reverse pass starts at each sequence's own last step.
+    reverse pass starts at each sequence's own last step. The input there is zeroed first: the
+    discarded step must not depend on the padding, not even through a NaN in its gradient.
     """
     steps = wx.shape[0]
+    if mask is not None:
+        wx = wx.masked_fill(~mask.unsqueeze(2), 0.0)
     records: dict[str, list[Tensor]] = {name: [None] * steps for name in keep}  # type: ignore
     for t in (range(steps - 1, -1, -1) if reverse else range(steps)):
         new_state, out = step(wx[t], state)

@@ -125,6 +125,8 @@ def reference_lstm(spec: LSTMSpec, x: Tensor, h0: Tensor, c0: Tensor, w: LSTMWei
     op): what ``fused_lstm`` computes. Same arguments and results as ``fused_lstm``."""
     w = LSTMWeights(*w)
     wx = F.linear(x, w.weight_ih, w.bias_ih)
+    if mask is not None:  # padding must not reach the gradient, not even as NaN
+        wx = wx.masked_fill(~mask.unsqueeze(2), 0.0)
     steps, batch = x.shape[0], x.shape[1]
     side = len(spec.sigmoid_gates) * c0.shape[1]
     y, c = h0, c0
@@ -507,9 +509,18 @@ def _fused_lstm_grad_op(x: Tensor, h0: Tensor, c0: Tensor, weight_ih: Tensor, we
     saved = (acts, Y, C, _none_if_empty(HC), _none_if_empty(S), _none_if_empty(M), P)
     grads = _backward(cells.lstm_spec(variant), reverse, _resolve(compiled, x), mask, x, h0, c0,
                       w, saved, dout, dh, dc, tuple(need))
-    inputs = (dh, dc, dout)  # an op's outputs must not alias its inputs
-    return [x.new_empty(0) if g is None else g.clone() if any(g is t for t in inputs) else g
-            for g in grads]
+    # an op's outputs must alias neither its inputs nor each other (db_ih is db_hh)
+    taken = {t.untyped_storage().data_ptr() for t in (dout, dh, dc) if t.numel()}
+    results = []
+    for g in grads:
+        if g is None:
+            g = x.new_empty(0)
+        elif g.numel() and g.untyped_storage().data_ptr() in taken:
+            g = g.clone()
+        if g.numel():
+            taken.add(g.untyped_storage().data_ptr())
+        results.append(g)
+    return results
 
 
 @_fused_lstm_grad_op.register_fake
@@ -529,7 +540,8 @@ def _op_setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(*tensors, mask, acts, out if mask is None else Y, C, HC, S, M, P)
 
 
-def _op_backward(ctx, dout, dh, dc, *_):
+def _op_backward(ctx, grads: list[Tensor | None]):
+    dout, dh, dc = grads[:3]  # the intermediates' gradients are none of the caller's business
     x, h0, c0, *rest = ctx.saved_tensors
     weights, mask, saved = rest[:9], rest[9], rest[10:]
     need = tuple(ctx.needs_input_grad[:12])

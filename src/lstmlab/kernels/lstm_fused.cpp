@@ -26,6 +26,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 
 #include <cmath>
 #include <vector>
@@ -149,6 +151,49 @@ void forward_rows(const Layout& L, int64_t B, T* a, const T* rec, const bool* ma
   }
 }
 
+// The element loop of one row of the backward step. The switches are template arguments: GCC
+// vectorises this loop only when no run-time switch is left inside it, and a switch cannot become
+// a multiplication by 0 or 1 (NaN * 0 is NaN). HT: h = tanh; GT: g = tanh; CP: CIFG (f = 1 - i);
+// PI, PF, PO: the peephole term of a gate that exists.
+template <typename T, bool HT, bool GT, bool CP, bool PI, bool PF, bool PO>
+void backward_elems(int64_t H, const T* dout_b, const T* dys_b, const T* I, const T* F,
+                    const T* Z, const T* O, const T* hc, const T* c0, const T* dsi, const T* dsf,
+                    const T* dso, T* dc, const T* pi, const T* pf, const T* po, T* dai_out,
+                    T* daf_out, T* daz_out, T* dao_out) {
+  LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) {
+    const T dy = dout_b[j] + dys_b[j];
+    const T i = I[j], z = Z[j], o = O[j], h = hc[j];
+    const T dao = (dy * h + dso[j]) * o * (T(1) - o);                // 0 when o = 1
+    T dc_t = dc[j] + dy * o * (HT ? T(1) - h * h : T(1));
+    if constexpr (PO) dc_t += dao * po[j];
+    const T daz = dc_t * i * (GT ? T(1) - z * z : T(1));
+    const T f = CP ? T(1) - i : F[j];
+    const T df = dc_t * c0[j] + dsf[j];
+    T di = dc_t * z + dsi[j];
+    if constexpr (CP) di -= df;                                        // f = 1 - i: df/di = -1
+    const T dai = di * i * (T(1) - i);                                 // 0 when i = 1
+    const T daf = df * f * (T(1) - f);                                 // unused unless learned
+    T dc_prev = dc_t * f;
+    if constexpr (PI) dc_prev += dai * pi[j];
+    if constexpr (PF) dc_prev += daf * pf[j];
+    dc[j] = dc_prev;
+    dai_out[j] = dai;
+    daf_out[j] = daf;
+    daz_out[j] = daz;
+    dao_out[j] = dao;
+  }
+}
+
+template <typename T>
+using BackwardElems = decltype(&backward_elems<T, false, false, false, false, false, false>);
+
+// The 64 instantiations, indexed by HT + 2 GT + 4 CP + 8 PI + 16 PF + 32 PO.
+template <typename T, std::size_t... K>
+constexpr std::array<BackwardElems<T>, sizeof...(K)> backward_table(std::index_sequence<K...>) {
+  return {&backward_elems<T, (K & 1) != 0, (K & 2) != 0, (K & 4) != 0, (K & 8) != 0,
+                          (K & 16) != 0, (K & 32) != 0>...};
+}
+
 // One step of the backward pass (see fused.py's docstring for the equations). Reads dy_t's two
 // parts (dout, the carried dys; with a projection the caller passes dm_t = W_hr^T dy_t and zeros),
 // dc_t (dcs, updated in place to dc_{t-1}) and FGR's ds_t; writes the gradient of the
@@ -163,9 +208,11 @@ void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, con
   const T* pi = P;
   const T* pf = P + H;
   const T* po = P + 2 * H;
-  const bool g_tanh = L.g_tanh, h_tanh = L.h_tanh, coupled = L.coupled;
   // a peephole term exists only where the gate does (a missing gate's da may be NaN * 0)
   const bool pe_i = L.peep && L.i >= 0, pe_f = L.peep && L.f >= 0, pe_o = L.peep && L.o >= 0;
+  static constexpr auto table = backward_table<T>(std::make_index_sequence<64>{});
+  const BackwardElems<T> elems = table[int(L.h_tanh) + 2 * int(L.g_tanh) + 4 * int(L.coupled) +
+                                       8 * int(pe_i) + 16 * int(pe_f) + 32 * int(pe_o)];
   for (int64_t b = 0; b < B; ++b) {
     T* dAb = dA + b * GH;
     T* dAsb = L.fgr ? dAs + b * SH : nullptr;
@@ -189,7 +236,7 @@ void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, con
     const T* O = L.o >= 0 ? ab + L.o * H : ones;
     const T* c0 = cp + b * H;
     const T* c1 = cn + b * H;
-    const T* hc = h_tanh ? hcn + b * H : c1;
+    const T* hc = L.h_tanh ? hcn + b * H : c1;
     const T* dout_b = dout + b * H;
     const T* dys_b = dys + b * H;
     T* dc = dcs + b * H;
@@ -201,25 +248,8 @@ void backward_rows(const Layout& L, int64_t B, const T* a, const bool* mask, con
     T* daf_out = L.f >= 0 ? dAb + L.f * H : scratch + H;
     T* daz_out = dAb + L.z * H;
     T* dao_out = L.o >= 0 ? dAb + L.o * H : scratch + 2 * H;
-    LSTMLAB_IVDEP for (int64_t j = 0; j < H; ++j) {
-      const T dy = dout_b[j] + dys_b[j];
-      const T i = I[j], z = Z[j], o = O[j], h = hc[j];
-      const T dao = (dy * h + dso[j]) * o * (T(1) - o);              // 0 when o = 1
-      const T dc_t = dc[j] + dy * o * (h_tanh ? T(1) - h * h : T(1)) +
-                     (pe_o ? dao * po[j] : T(0));
-      const T daz = dc_t * i * (g_tanh ? T(1) - z * z : T(1));
-      const T f = coupled ? T(1) - i : F[j];
-      const T df = dc_t * c0[j] + dsf[j];
-      const T di = dc_t * z + dsi[j] - (coupled ? df : T(0));       // f = 1 - i: df/di = -1
-      const T dai = di * i * (T(1) - i);                             // 0 when i = 1
-      const T daf = df * f * (T(1) - f);                             // unused unless learned
-      dc[j] = dc_t * f + (pe_i ? dai * pi[j] : T(0)) + (pe_f ? daf * pf[j] : T(0));
-      dai_out[j] = dai;
-      daf_out[j] = daf;
-      daz_out[j] = daz;
-      dao_out[j] = dao;
-    }
-    (void)c1;
+    elems(H, dout_b, dys_b, I, F, Z, O, hc, c0, dsi, dsf, dso, dc, pi, pf, po, dai_out, daf_out,
+          daz_out, dao_out);
     if (L.fgr) {
       const int64_t blocks[3][2] = {{L.i, L.si}, {L.f, L.sf}, {L.o, L.so}};
       for (const auto& bs : blocks)
