@@ -12,24 +12,15 @@ repr); every error sample must raise the error type and message torch.nn raises.
 import copy
 import io
 import pickle
-import sys
-import types
-import unittest
 import warnings
 
 import pytest
 import torch
 from torch import nn
+from torch.testing._internal.common_modules import ModuleErrorEnum, module_db
 
 import lstmlab
 from lstmlab import GRU, LSTM, RNN, kernels
-
-try:
-    import expecttest  # noqa: F401 - torch's test utilities import it
-except ImportError:  # only its TestCase base class is needed to import the module database
-    sys.modules["expecttest"] = types.SimpleNamespace(TestCase=unittest.TestCase)
-
-from torch.testing._internal.common_modules import ModuleErrorEnum, module_db  # noqa: E402
 
 OURS = {nn.RNN: RNN, nn.GRU: GRU, nn.LSTM: LSTM}
 INFOS = [info for info in module_db if info.module_cls in OURS]
