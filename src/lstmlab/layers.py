@@ -3,10 +3,11 @@
 A layer runs the cells of ``lstmlab.cells`` over a sequence: stacked layers, both directions,
 variable lengths, initial and final state, an optional projection of the LSTM's output, optional
 tracing of every gate. The layers are ``torch.nn.RNNBase`` modules with torch.nn's constructor
-signatures, parameter names and layouts (docs/design.md, 'Parameter layout'; docs/compat.md), its
-errors and its attributes, so code written for ``torch.nn.LSTM`` runs unchanged and a state dict
-moves between the two. Shapes: T steps, B sequences, I inputs, H hidden units, P projection size,
-L layers, D directions (2 when bidirectional); Hy = P for an LSTM with a projection, else H.
+signatures, parameter names and layouts (docs/design.md, 'Parameter layout'; README,
+'Compatibility with torch.nn'), its errors and its attributes, so code written for
+``torch.nn.LSTM`` runs unchanged and a state dict moves between the two. Shapes: T steps,
+B sequences, I inputs, H hidden units, P projection size, L layers, D directions (2 when
+bidirectional); Hy = P for an LSTM with a projection, else H.
 
 The step loop here is the reference; ``lstmlab.kernels`` holds the fast paths, tested against it:
 ``_run`` sends NP LSTM, GRU and RNN to PyTorch's native kernels and the other LSTM variants to the
