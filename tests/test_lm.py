@@ -402,3 +402,11 @@ def test_resume_falls_back_to_the_previous_checkpoint(text_file, tmp_path):
         load_language_model(run / "last.json")
     resumed = train(text_file, out=run, steps=8, eval_every=2, resume=True)
     assert resumed.steps == 8  # from the previous checkpoint (step 4) on to the new budget
+
+
+def test_an_unbounded_variant_that_overflows_says_why(text_file, tmp_path):
+    """NIAF+NOAF have no tanh on the cell: with a huge initialisation they overflow, and the
+    error names the variant's unbounded activations instead of a bare FloatingPointError."""
+    with pytest.raises(FloatingPointError, match="no tanh on the cell's input .NIAF. and output"):
+        train(text_file, out=tmp_path / "u", steps=4, eval_every=2, model="lstm:NIAF+NOAF",
+              init_range=50.0)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from rich.console import Console
 from torch import Tensor, nn
 
+from lstmlab.cells import lstm_spec
 from lstmlab.experiments.lm_eval import (
     LN2,
     describe_loss,
@@ -37,6 +38,7 @@ from lstmlab.experiments.lm_eval import (
 )
 from lstmlab.io import copy_checkpoint
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.recurrent import parse_model
 from lstmlab.models.registry import describe, model_meta, model_tensors
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.text import (
@@ -149,6 +151,22 @@ def load_training_corpus(source: str | Path | None, config: LMConfig) -> Corpus:
                        unk=config.unk)
 
 
+def _unbounded_hint(cell: str) -> str:
+    """Why a variant without tanh on the cell's input or output diverges, and what to try."""
+    kind, option = parse_model(cell)
+    if kind != "lstm":
+        return ""
+    spec = lstm_spec(option)
+    missing = [name for name, on in (("input (NIAF)", spec.input_activation),
+                                     ("output (NOAF)", spec.output_activation)) if not on]
+    if not missing:
+        return ""
+    return (f". {cell} has no tanh on the cell's {' and '.join(missing)}: its activations are "
+            "unbounded and can overflow float32 over long windows and texts; try a smaller "
+            "--init-range (e.g. 0.05), a shorter --seq-len, a lower --lr, or a variant that "
+            "keeps both activations")
+
+
 def _check_out(out: Path) -> None:
     """The run directory must be a folder we can write into, checked before any training."""
     if out.exists() and not out.is_dir():
@@ -256,7 +274,8 @@ class WindowStep:
             self.carry = None  # a new epoch: rows restart at their beginnings
         logits, state = model(batch.inputs, self.carry)
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1))
-        self.carry = LanguageModel.detach_state(state)
+        # a step that diverged is skipped by the loop; its state must not poison the next one
+        self.carry = LanguageModel.detach_state(state) if torch.isfinite(loss) else None
         nats = loss.item()
         metrics = ({"bpc": nats / LN2} if self.char_like else {"ppl": math.exp(min(nats, 50))})
         return StepOutput(loss, batch.batch_size, batch.inputs.numel(), metrics)
@@ -495,6 +514,9 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
 
     def report(trainer: Trainer, nats: float, improved: bool) -> None:
         s = trainer.state
+        if not math.isfinite(nats):
+            console.print(f"[yellow]validation loss is {nats}: the model's outputs overflow on "
+                          f"the validation text{_unbounded_hint(config.model)}[/]")
         console.print(f"step {s.step:,} ({s.tokens / stream.tokens_per_epoch:.2f} epochs, "
                       f"{s.seconds / 60:.1f} min): valid {describe_loss(nats, char_like)}"
                       + ("  [best]" if improved else ""))
@@ -514,11 +536,17 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     callbacks: list[Callback] = [validation, checkpoints] + ([board] if board else [])
 
     run_start = (trainer.state.tokens, trainer.state.seconds)
-    result = trainer.run(step, windows(stream), callbacks,
-                         description=f"{corpus.name} {model.model_name}")
+    try:
+        result = trainer.run(step, windows(stream), callbacks,
+                             description=f"{corpus.name} {model.model_name}")
+    except FloatingPointError as error:
+        raise FloatingPointError(f"{error}{_unbounded_hint(config.model)}") from None
     validations, best = validation.records, validation.best
     final_nats = None
     interrupted = result.stopped_by == "interrupt"
+    if best is None and validations and not interrupted:
+        raise FloatingPointError(f"no validation gave a finite loss (the last: "
+                                 f"{validations[-1]['valid']}){_unbounded_hint(config.model)}")
     if interrupted:  # Ctrl-C: the position is saved; leave at once
         console.print(f"interrupted at step {trainer.state.step:,}; continue with --resume"
                       + (f" --out {out_dir}" if out_dir is not None else ""))

@@ -63,8 +63,9 @@ class Every(Callback):
 
 class Validation(Callback):
     """Measure ``evaluate(model)`` (lower is better, e.g. nats per token) every ``every`` steps
-    and at the end; remember the best and, for the best, call ``on_best(trainer, value)``
-    (e.g. save a checkpoint). ``records`` keeps {step, tokens, seconds, valid} per measurement.
+    and at the end; remember the best (a non-finite value never is) and, for the best, call
+    ``on_best(trainer, value)`` (e.g. save a checkpoint). ``records`` keeps {step, tokens,
+    seconds, valid} per measurement.
 
     Every rank measures (the weights are the same everywhere), so every rank agrees on "best"
     and on early stopping; ``on_best`` should write only on rank 0.
@@ -85,7 +86,7 @@ class Validation(Callback):
 
     def measure(self, trainer: Trainer) -> float:
         value = float(self.evaluate(trainer.model))
-        improved = self.best is None or value < self.best
+        improved = math.isfinite(value) and (self.best is None or value < self.best)
         s = trainer.state
         self.records.append({"step": s.step, "tokens": s.tokens, "seconds": round(s.seconds, 2),
                              "valid": value})

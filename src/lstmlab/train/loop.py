@@ -67,8 +67,9 @@ class TrainConfig:
         progress: show a progress bar (rank 0 only).
         device: "cpu", "cuda" or "cuda:N" for the model and batches (None: cpu).
         nonfinite: what a non-finite loss or gradient does: "raise" (a FloatingPointError) or
-            "backoff" (skip the step and halve the learning rate, up to ``max_backoffs`` times
-            in a row, then raise).
+            "backoff" (skip the step, undo the update before it, restart the optimiser's
+            moments and halve the learning rate, up to ``max_backoffs`` times in a row, then
+            raise).
     """
 
     optimizer: str = "adam"
@@ -228,6 +229,7 @@ class Trainer:
         self.pending: dict[str, float] = {}  # metric sums since the last history point
         self.pending_steps = 0
         self.backoffs = 0  # non-finite steps in a row
+        self._good: list[Tensor] | None = None  # weights before the last update (backoff)
         self.console = console or Console(stderr=True, quiet=not self.world.is_main)
 
     def _budget_reached(self, elapsed: float) -> str | None:
@@ -299,6 +301,8 @@ class Trainer:
                             self.config.clip if self.config.clip is not None else math.inf)
                         finite = bool(torch.isfinite(norm))
                     if finite:
+                        if self.config.nonfinite == "backoff":  # the weights to go back to
+                            self._good = [p.detach().clone() for p in self.model.parameters()]
                         self.optimizer.step()
                         self.backoffs = 0
                         self.schedule.step()
@@ -357,8 +361,16 @@ class Trainer:
                 f"(clip={c.clip})")
         self.backoffs += 1
         self.schedule.base_lrs = [lr / 2 for lr in self.schedule.base_lrs]
-        self.console.print(f"[yellow]{what} at step {s.step}: step skipped, learning rate "
-                           f"halved to {self.schedule.base_lrs[0]:g}[/]")
+        undone = ""
+        if self._good is not None:  # the last update led here: undo it, restart the moments
+            with torch.no_grad():
+                for p, good in zip(self.model.parameters(), self._good, strict=True):
+                    p.copy_(good)
+            self.optimizer.state.clear()
+            self._good = None
+            undone = "the last update undone, "
+        self.console.print(f"[yellow]{what} at step {s.step}: step skipped, {undone}learning "
+                           f"rate halved to {self.schedule.base_lrs[0]:g}[/]")
 
     def _status(self, point: dict[str, float], run_seconds: float) -> str:
         s = self.state
