@@ -58,7 +58,7 @@ def main() -> None:
                    "epochs_per_run": [r.epochs for r in results],
                    "parameters": results[0].parameters},
         "goal": GOAL, "references": REFERENCES, "summary": text,
-        "runs": [r.to_dict() for r in results]})
+        "runs": [{k: v for k, v in r.to_dict().items() if k != "history"} for r in results]})
 
 
 if __name__ == "__main__":
