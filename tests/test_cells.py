@@ -323,3 +323,24 @@ def test_bad_state_and_arguments():
         LSTMCell.from_layer(nn.LSTM(I, H, proj_size=2))
     with pytest.raises(TypeError, match="takes an RNN, LSTM or GRU layer"):
         cell_from_layer(nn.Linear(I, H))
+
+
+def test_tracing_records_cells_inside_a_model():
+    class Decoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell = lstmlab.LSTMCell(3, 5, variant="CIFG")
+
+        def forward(self, x):
+            state = None
+            for t in range(x.shape[0]):
+                state = self.cell(x[t], state)
+            return state
+
+    model, x = Decoder(), torch.randn(4, 2, 3)
+    with lstmlab.tracing(model) as rec:
+        h, c = model(x)
+    assert len(rec) == 4 and rec.calls[0][0] == "cell"
+    last = rec[3]
+    assert last["f"].shape == (2, 5) and torch.allclose(last["f"], 1 - last["i"])
+    assert torch.equal(last["h"], h)

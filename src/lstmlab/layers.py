@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from lstmlab import cells, kernels
-from lstmlab.cells import LSTMSpec, LSTMWeights
+from lstmlab.cells import LSTMSpec, LSTMWeights, RecurrentCell
 from lstmlab.kernels import fused as fused_kernel
 from lstmlab.kernels import native as native_kernel
 
@@ -75,7 +75,8 @@ class Trace:
 
 @dataclass
 class Recording:
-    """Traces gathered by ``tracing``: one (layer name, Trace) pair per layer call, in order."""
+    """Traces gathered by ``tracing``, in call order: (name, Trace) per layer call, and
+    (name, {gate: (B, H)}) per cell call."""
 
     calls: list[tuple[str, Trace]] = field(default_factory=list)
 
@@ -88,17 +89,19 @@ class Recording:
 
 @contextmanager
 def tracing(module: nn.Module) -> Iterator[Recording]:
-    """Record the gates of every lstmlab layer inside ``module`` while the block runs.
+    """Record the gates of every lstmlab layer and cell inside ``module`` while the block runs.
 
     >>> with tracing(model) as rec:
     ...     model(batch)
-    >>> rec[0][0]["f"]   # first call, layer 0: forget gate, (T, B, H)
+    >>> rec[0][0]["f"]   # first call of a layer, its layer 0: forget gate, (T, B, H)
+    >>> rec[1]["f"]      # a call of a cell (LSTMCell, ...): that step's forget gate, (B, H)
     """
     recording = Recording()
     layers = [(name or type(m).__name__, m) for name, m in module.named_modules()
-              if isinstance(m, RecurrentLayer)]
+              if isinstance(m, (RecurrentLayer, RecurrentCell))]
     if not layers:
-        raise ValueError(f"tracing: {type(module).__name__} contains no lstmlab RNN/LSTM/GRU layer")
+        raise ValueError(f"tracing: {type(module).__name__} contains no lstmlab RNN/LSTM/GRU layer "
+                         "or cell")
     for name, layer in layers:
         layer._recorder = (name, recording)
     try:
