@@ -10,6 +10,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import lstmlab
 from lstmlab.cli import main
 from lstmlab.experiments.classify import (
     evaluate_classifier,
@@ -17,9 +18,9 @@ from lstmlab.experiments.classify import (
     predict_texts,
     train_classifier,
 )
-from lstmlab.experiments.supervised import save_model
 from lstmlab.metrics import accuracy, classification_report
 from lstmlab.models.classifier import POOLINGS, TextClassifier
+from lstmlab.models.tagger import SequenceTagger
 from lstmlab.tasks.files import DataError
 from lstmlab.tasks.sentiment import (
     classification_batch,
@@ -221,6 +222,9 @@ def test_saved_model_predicts_and_evaluates_as_trained(trained, order_files):
     assert all(0.5 < p <= 1 for _, p in predictions)
     loaded = load_classifier(out)
     assert loaded.model.model_name == "lstm" and not loaded.model.training
+    saved = lstmlab.models.load_saved(out)  # the one model format: any kind, by its name
+    assert saved.kind == "classifier" and isinstance(saved.model, TextClassifier)
+    assert saved.extra["labels"] == ["neg", "pos"] and "vocabulary" in saved.extra
 
 
 def test_unseen_label_at_eval_and_empty_text_are_errors(trained, tmp_path):
@@ -234,7 +238,7 @@ def test_unseen_label_at_eval_and_empty_text_are_errors(trained, tmp_path):
 
 
 def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
-    save_model(TextClassifier(5, 2), tmp_path / "other", "tagger", {})
+    lstmlab.save(SequenceTagger(5, 3), tmp_path / "other", name="best")
     with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
         load_classifier(tmp_path / "other")
 

@@ -15,6 +15,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import lstmlab
 from lstmlab.cli import main
 from lstmlab.experiments.music import (
     evaluate_music,
@@ -23,8 +24,8 @@ from lstmlab.experiments.music import (
     pieces_nll,
     train_music,
 )
-from lstmlab.experiments.supervised import save_model
 from lstmlab.metrics import frame_nll
+from lstmlab.models.classifier import TextClassifier
 from lstmlab.models.music import MusicModel
 from lstmlab.tasks.files import DataError
 from lstmlab.tasks.music import (
@@ -195,6 +196,7 @@ def test_learns_a_repeating_chord_pattern(trained, chord_file):
     assert result.test_nll < 0.5  # the next chord is certain after the first
     assert result.test_frames == sum(len(p) - 1 for p in chord_pieces(10, 3))
     assert evaluate_music(out, chord_file).nll == pytest.approx(result.test_nll, rel=1e-6)
+    assert isinstance(lstmlab.load(out), MusicModel)  # the one model format
 
 
 def test_generation_continues_the_pattern(trained, tmp_path, chord_file):
@@ -211,7 +213,7 @@ def test_generation_continues_the_pattern(trained, tmp_path, chord_file):
 
 
 def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
-    save_model(MusicModel(hidden_size=4), tmp_path / "m", "classifier", {})
+    lstmlab.save(TextClassifier(5, 2), tmp_path / "m")
     with pytest.raises(CheckpointError, match="holds a 'classifier' model, not a 'music'"):
         load_music_model(tmp_path / "m")
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
+import lstmlab
 from lstmlab.cli import main
 from lstmlab.experiments.classify import load_classifier
 from lstmlab.experiments.tag import evaluate_tagger, load_tagger, predict_tags, train_tagger
@@ -216,6 +217,7 @@ def test_saved_tagger_evaluates_and_predicts(trained, entity_files):
     with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
         load_classifier(out)
     assert load_tagger(out).tags == ["B-E", "I-E", "O"]
+    assert isinstance(lstmlab.load(out), SequenceTagger)  # the one model format
 
 
 def test_tag_commands(entity_files, tmp_path, capsys, monkeypatch):

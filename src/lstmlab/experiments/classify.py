@@ -275,7 +275,7 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
 
     extra = {"labels": labels, "vocabulary": vocab.to_dict(), "config": asdict(config),
              "train": str(train)}
-    save = (lambda m: save_model(m, out, KIND, extra)) if out is not None else None
+    save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, ClassifyStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"classify {model.model_name}")
@@ -307,7 +307,7 @@ class LoadedClassifier:
 
 def load_classifier(path: str | Path) -> LoadedClassifier:
     """A classifier saved by ``train_classifier`` (its run directory or ``best.json``)."""
-    model, extra, index = load_model(path, KIND, TextClassifier, "classify")
+    model, extra, index = load_model(path, KIND, "classify")
     return LoadedClassifier(model, WordVocabulary.from_dict(extra["vocabulary"]),
                             list(extra["labels"]), index)
 

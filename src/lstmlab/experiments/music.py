@@ -212,7 +212,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
                       + ("  [best]" if improved else ""))
 
     extra = {"config": asdict(config), "train": str(file)}
-    save = (lambda m: save_model(m, out, KIND, extra)) if out is not None else None
+    save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, MusicStep(), batches,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
@@ -233,7 +233,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
 
 def load_music_model(path: str | Path) -> MusicModel:
     """A music model saved by ``train_music`` (its run directory or ``best.json``)."""
-    return load_model(path, KIND, MusicModel, "music")[0]
+    return load_model(path, KIND, "music")[0]
 
 
 @dataclass

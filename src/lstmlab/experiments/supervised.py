@@ -5,11 +5,11 @@ keeps the best weights (in memory and on disk), and the saved model of a run.
     >>> config = train_config(settings, steps_per_epoch=217, minutes=20, progress=True)
     >>> batches = bucketed_batches(examples, lengths, 32, make_batch, seed=0)
     >>> run = fit(model, config, step, batches, error=valid_error, eval_every=217,
-    ...           save=lambda m: save_model(m, out, KIND, extra), console=console)
+    ...           save=lambda m: save_model(m, out, extra), console=console)
 
-A run directory holds the best-validation model as ``best.json`` + ``best.safetensors``
-(``save_model``): the configuration (``model.config()``), the vocabularies and labels in
-``extra``, the weights.
+A run directory holds the best-validation model as the checkpoint ``best`` in lstmlab's one
+model format (``lstmlab.save`` / ``lstmlab.load``): kind, configuration (``model.config()``),
+the vocabularies, labels and settings in ``extra``, the weights.
 """
 
 from __future__ import annotations
@@ -25,16 +25,10 @@ import torch
 from rich.console import Console
 from torch import Tensor, nn
 
+from lstmlab.io import CheckpointError
+from lstmlab.models.registry import load_saved, save
 from lstmlab.tasks.batch import Batch
-from lstmlab.train import (
-    CheckpointError,
-    TrainConfig,
-    Trainer,
-    TrainResult,
-    Validation,
-    load_checkpoint,
-    save_checkpoint,
-)
+from lstmlab.train import TrainConfig, Trainer, TrainResult, Validation
 from lstmlab.train.loop import Step
 
 
@@ -138,42 +132,22 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
     return FitResult(result, validation.best, validation.records)
 
 
-# --- the saved model of a run (one function each way) -------------------------------------------
+# --- the saved model of a run (lstmlab's one model format) --------------------------------------
 
 
-def save_model(model: nn.Module, directory: str | Path, kind: str,
-               extra: dict[str, Any]) -> Path:
-    """Write ``model`` (its ``config()`` and weights) with JSON-able ``extra`` (vocabularies,
-    labels, the run's settings) as the checkpoint ``best`` in ``directory``."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    return save_checkpoint(directory, "best", tensors,
-                           {"kind": kind, "model": model.config(), "extra": extra})
+def save_model(model: nn.Module, directory: str | Path, extra: dict[str, Any]) -> Path:
+    """Write ``model`` (a registered kind) with JSON-able ``extra`` (vocabularies, labels, the
+    run's settings) as the checkpoint ``best`` in ``directory`` (``lstmlab.save``)."""
+    return save(model, directory, extra, name="best")
 
 
-def load_model(path: str | Path, kind: str, build: Callable[..., nn.Module],
-               command: str) -> tuple[nn.Module, dict[str, Any], Path]:
-    """Read what ``save_model`` wrote (a run directory or its ``best.json``), checking that it
-    is a ``kind`` model; returns (model in eval mode, extra, the checkpoint's path).
-    ``command`` names the command that reads this kind, for the error message."""
-    from lstmlab.train.checkpoint import resolve_checkpoint
-
-    index = resolve_checkpoint(path)
-    tensors, meta = load_checkpoint(index)
-    found = meta.get("kind")
-    if found != kind:
-        raise CheckpointError(f"{index} holds a {found!r} model, not a {kind!r} model: "
-                              f"`lstmlab {command}` reads only {kind} models")
-    try:
-        model = build(**meta["model"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{index}: bad model configuration ({error})") from None
-    weights = {k.removeprefix("model."): v for k, v in tensors.items()
-               if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = " ".join(str(error).strip().splitlines()[:2])
-        raise CheckpointError(f"{index}: the weights do not fit the model configuration "
-                              f"({first})") from None
-    model.eval()
-    return model, dict(meta.get("extra", {})), index
+def load_model(path: str | Path, kind: str, command: str
+               ) -> tuple[nn.Module, dict[str, Any], Path]:
+    """Read a saved model (a run directory or a checkpoint's .json), which must be of ``kind``;
+    returns (model in eval mode, extra, the checkpoint's path). ``command`` names the command
+    that reads this kind, for the error message."""
+    saved = load_saved(path)
+    if saved.kind != kind:
+        raise CheckpointError(f"{saved.path} holds a {saved.kind!r} model, not a {kind!r} "
+                              f"model: `lstmlab {command}` reads only {kind} models")
+    return saved.model, saved.extra, saved.path

@@ -320,7 +320,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     extra = {"tags": tags, "vocabulary": vocab.to_dict(), "config": asdict(config),
              "format": data.format, "column": None if column is None else str(column),
              "column_name": data.column, "train": str(train)}
-    save = (lambda m: save_model(m, out, KIND, extra)) if out is not None else None
+    save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"tag {model.model_name}")
@@ -349,7 +349,7 @@ class LoadedTagger:
 
 def load_tagger(path: str | Path) -> LoadedTagger:
     """A tagger saved by ``train_tagger`` (its run directory or ``best.json``)."""
-    model, extra, index = load_model(path, KIND, SequenceTagger, "tag")
+    model, extra, index = load_model(path, KIND, "tag")
     return LoadedTagger(model, WordVocabulary.from_dict(extra["vocabulary"]),
                         list(extra["tags"]), extra, index)
 

@@ -1,12 +1,16 @@
 """Heads for each sequence shape, built on lstmlab's recurrent layers."""
 
+from lstmlab.models.classifier import TextClassifier
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.music import MusicModel
 from lstmlab.models.recurrent import MODEL_KINDS, make_recurrent, parse_model
 from lstmlab.models.registry import load, load_saved, register, save
 from lstmlab.models.sequence import SequenceModel
+from lstmlab.models.tagger import SequenceTagger
 
 # every model kind registers itself when its module is imported: import each one above, so
 # that lstmlab.models.registry.load knows them all
 
 __all__ = ["MODEL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
            "make_recurrent", "parse_model", "register", "save"]
+__all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]

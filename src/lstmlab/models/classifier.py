@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from lstmlab.models.recurrent import canonical_name, make_recurrent
+from lstmlab.models.registry import register
 from lstmlab.models.words import WordEncoder
 
 POOLINGS = ("last", "max", "mean", "attention")
@@ -53,6 +54,7 @@ def pool(outputs: Tensor, lengths: Tensor, how: str, state: Any = None,
     raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {how!r}")
 
 
+@register("classifier")
 class TextClassifier(nn.Module):
     """Word ids (T, B) with lengths (B,) -> class logits (B, K).
 

@@ -19,10 +19,12 @@ import torch
 from torch import Tensor, nn
 
 from lstmlab.models.recurrent import canonical_name, make_recurrent
+from lstmlab.models.registry import register
 
 State = Tensor | tuple[Tensor, ...]
 
 
+@register("music")
 class MusicModel(nn.Module):
     """Piano-roll frames (T, B, K) -> logits of the next frame's keys (T, B, K).
 

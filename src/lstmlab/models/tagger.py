@@ -20,9 +20,11 @@ from typing import Any
 from torch import Tensor, nn
 
 from lstmlab.models.recurrent import canonical_name, make_recurrent
+from lstmlab.models.registry import register
 from lstmlab.models.words import WordEncoder
 
 
+@register("tagger")
 class SequenceTagger(nn.Module):
     """Word ids (T, B) with lengths (B,) -> tag logits (T, B, K) (zero rows past each length are
     still computed from zero outputs: score only the mask).

@@ -1,0 +1,59 @@
+"""SST-2 (sentence labels only, no pretrained embeddings): test accuracy of the best-validation
+classifier, mean and spread over seeds, each run at most 20 minutes here.
+
+References (test accuracy, %): Kim 2014 CNN-rand 82.7 (trained with phrase labels too); Tai et
+al. 2015 LSTM 84.9 and bidirectional LSTM 87.5 (both with GloVe vectors). Goal: >= 83.0.
+Data: Kim 2014's split (sst2/stsa.binary.{train,dev,test}, 6,920 / 872 / 1,821 sentences).
+
+    .venv/bin/python benchmarks/sst2.py --minutes 20              # 3 seeds, 20 minutes each
+    .venv/bin/python benchmarks/sst2.py --minutes 5 --seeds 0     # a short run
+"""
+
+from __future__ import annotations
+
+from lm_common import data_file
+from rich.console import Console
+from shapes_common import parser, report, run_seeds, spread, write_result
+
+REFERENCES = {"Kim 2014 CNN-rand (phrase labels too)": 82.7,
+              "Tai et al. 2015 LSTM (GloVe)": 84.9,
+              "Tai et al. 2015 bidirectional LSTM (GloVe)": 87.5}
+GOAL = ">= 83.0% test accuracy"
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0], {
+        "minutes": 20.0, "model": "lstm", "layers": 1, "hidden": 150, "embedding": 300,
+        "bidirectional": True, "pooling": "max", "dropout": 0.5, "word_dropout": 0.1,
+        "chars": False, "min_freq": 1, "batch": 32, "lr": 1e-3, "weight_decay": 0.0,
+        "clip": 5.0}).parse_args()
+    from lstmlab.experiments.classify import train_classifier
+
+    folder = ("sst2",)
+    train, dev, test = (data_file(*folder, f"stsa.binary.{s}") for s in ("train", "dev", "test"))
+
+    def one(seed, out, options):
+        console = Console(stderr=True)
+        r = train_classifier(train, valid=dev, test=test, out=out, minutes=args.minutes,
+                             epochs=args.epochs, eval_every=args.eval_every,
+                             progress=not args.no_progress, console=console, **options)
+        print(f"seed {seed}: {r.summary()}", flush=True)
+        return r
+
+    results = run_seeds("sst2", args, one)
+    accuracies = [100 * r.test_accuracy for r in results]
+    text = report("SST-2 test accuracy (best-validation weights)", "%", accuracies, REFERENCES,
+                  GOAL)
+    write_result("sst2", {
+        "figure": {"test_accuracy_percent": spread(accuracies),
+                   "valid_accuracy_percent": spread([100 * r.best_valid_accuracy
+                                                     for r in results]),
+                   "minutes_per_run": [r.seconds / 60 for r in results],
+                   "epochs_per_run": [r.epochs for r in results],
+                   "parameters": results[0].parameters},
+        "goal": GOAL, "references": REFERENCES, "summary": text,
+        "runs": [{k: v for k, v in r.to_dict().items() if k != "history"} for r in results]})
+
+
+if __name__ == "__main__":
+    main()
