@@ -24,7 +24,7 @@ GOAL = "<= 8.45 nats test frame NLL (stretch <= 8.10)"
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0], {
-        "minutes": 30.0, "model": "lstm", "layers": 1, "hidden": 256, "dropout": 0.3,
+        "minutes": 30.0, "cell": "lstm", "layers": 1, "hidden": 256, "dropout": 0.3,
         "batch": 8, "lr": 1e-3, "weight_decay": 0.0, "clip": 5.0}).parse_args()
     from lstmlab.experiments.music import train_music
 

@@ -22,7 +22,7 @@ REFERENCE = 1.36
 def main() -> None:
     args = parser(__doc__.splitlines()[0], {
         "minutes": 60.0, "threads": 2, "eval_every": 500, "eval_tokens": 40_000,
-        "model": "lstm", "layers": 2, "hidden": 512, "embedding": 64, "seq_len": 100,
+        "cell": "lstm", "layers": 2, "hidden": 512, "embedding": 64, "seq_len": 100,
         "batch": 32, "dropout": 0.0, "lr": 2e-3, "clip": 5.0, "lr_decay": 1.0,
         "decay_after": 0.0, "decay_every": 1.0, "seed": 0}).parse_args()
     train_file = data_file("ptb", "ptb.char.train.txt")

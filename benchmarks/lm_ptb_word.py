@@ -25,7 +25,7 @@ REFERENCES = {"Zaremba et al. 2014, small non-regularised LSTM, test": 114.5,
 def main() -> None:
     args = parser(__doc__.splitlines()[0], {
         "minutes": 90.0, "epochs": 13.0, "threads": 2, "eval_every": 2323,
-        "eval_tokens": None, "model": "lstm", "layers": 2, "hidden": 200, "seq_len": 20,
+        "eval_tokens": None, "cell": "lstm", "layers": 2, "hidden": 200, "seq_len": 20,
         "batch": 20, "dropout": 0.0, "lr": 20.0, "clip": 0.25, "lr_decay": 0.5,
         "decay_after": 4.0, "decay_every": 1.0, "init_range": 0.1, "seed": 0}).parse_args()
     train_file = data_file("ptb", "ptb.train.txt")  # beside ptb.valid.txt and ptb.test.txt

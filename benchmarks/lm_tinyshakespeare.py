@@ -20,7 +20,7 @@ REFERENCES = {"nanoGPT 6-layer transformer, A100": 1.4697, "nanoGPT CPU configur
 def main() -> None:
     args = parser(__doc__.splitlines()[0], {
         "minutes": 60.0, "threads": 2, "eval_every": 250, "eval_tokens": 30_000,
-        "model": "lstm", "layers": 2, "hidden": 512, "embedding": 64, "seq_len": 100,
+        "cell": "lstm", "layers": 2, "hidden": 512, "embedding": 64, "seq_len": 100,
         "batch": 32, "dropout": 0.2, "lr": 2e-3, "clip": 5.0, "lr_decay": 0.9,
         "decay_after": 2.0, "decay_every": 1.0, "seed": 0}).parse_args()
     source = data_file("tinyshakespeare", "input.txt")

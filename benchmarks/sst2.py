@@ -23,7 +23,7 @@ GOAL = ">= 83.0% test accuracy"
 
 def main() -> None:
     args = parser(__doc__.splitlines()[0], {
-        "minutes": 20.0, "model": "lstm", "layers": 1, "hidden": 150, "embedding": 300,
+        "minutes": 20.0, "cell": "lstm", "layers": 1, "hidden": 150, "embedding": 300,
         "bidirectional": True, "pooling": "max", "dropout": 0.5, "word_dropout": 0.1,
         "chars": False, "min_freq": 1, "batch": 32, "lr": 1e-3, "weight_decay": 0.0,
         "clip": 5.0}).parse_args()

@@ -221,7 +221,7 @@ def test_saved_model_predicts_and_evaluates_as_trained(trained, order_files):
     assert [label for label, _ in predictions] == ["pos", "neg"]
     assert all(0.5 < p <= 1 for _, p in predictions)
     loaded = load_classifier(out)
-    assert loaded.model.model_name == "lstm" and not loaded.model.training
+    assert loaded.model.cell == "lstm" and not loaded.model.training
     saved = lstmlab.models.load_saved(out)  # the one model format: any kind, by its name
     assert saved.kind == "classifier" and isinstance(saved.model, TextClassifier)
     assert saved.extra["labels"] == ["neg", "pos"] and "vocabulary" in saved.extra

@@ -33,11 +33,12 @@ def test_memory_options_default_to_the_learner_config():
 def test_lm_train_options_are_unset_until_given_and_show_the_config_default():
     parser = _subparser("lm", "train")
     args = parser.parse_args([])
-    assert all(getattr(args, f) is None for f in ("hidden", "layers", "lr", "model", "tie"))
+    assert all(getattr(args, f) is None for f in ("hidden", "layers", "lr", "cell", "tie"))
     assert config_from_args(LMConfig, args) == LMConfig()
-    given = parser.parse_args(["--hidden", "64", "--tie", "--model", "gru"])
+    given = parser.parse_args(["--hidden", "64", "--tie", "--cell", "gru"])
     config = config_from_args(LMConfig, given)
-    assert (config.hidden, config.tie, config.model) == (64, True, "gru")
+    assert (config.hidden, config.tie, config.cell) == (64, True, "gru")
+    assert parser.parse_args(["--model", "rnn"]).cell == "rnn"  # the old flag still works
     text = " ".join(parser.format_help().split())
     assert f"units per layer (default {LMConfig().hidden})" in text
 

@@ -24,7 +24,7 @@ def _free_port() -> int:
 def _train(tmp_path, text, out, processes):
     args = ["-m", "lstmlab", "lm", "train", str(text), "--out", str(out), "--steps", "6",
             "--hidden", "16", "--layers", "2", "--seq-len", "8", "--batch", "6", "--lr", "0.01",
-            "--eval-every", "3", "--no-progress", "--threads", "1", "--model", "lstm:CIFG"]
+            "--eval-every", "3", "--no-progress", "--threads", "1", "--cell", "lstm:CIFG"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     if processes == 1:
         command = [sys.executable, *args]

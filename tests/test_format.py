@@ -39,10 +39,10 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def sequence_model(seed: int = 0, model: str = "lstm:V", hidden: int = 5) -> SequenceModel:
+def sequence_model(seed: int = 0, cell: str = "lstm:V", hidden: int = 5) -> SequenceModel:
     torch.manual_seed(seed)
-    forget_bias = 1.0 if model in {"lstm", "lstm:V"} else None  # CIFG has no forget gate
-    return SequenceModel(model, 3, 2, hidden_size=hidden, num_layers=2, forget_bias=forget_bias)
+    forget_bias = 1.0 if cell in {"lstm", "lstm:V"} else None  # CIFG has no forget gate
+    return SequenceModel(cell, 3, 2, hidden_size=hidden, num_layers=2, forget_bias=forget_bias)
 
 
 def same_outputs(a: nn.Module, b: nn.Module, inputs: torch.Tensor) -> bool:
@@ -65,7 +65,7 @@ def edit_json(path: Path, **changes) -> None:
 
 @pytest.mark.parametrize("kind", ["rnn", "gru", "lstm:V", "lstm:CIFG"])
 def test_sequence_model_round_trip(tmp_path, kind):
-    model = sequence_model(model=kind)
+    model = sequence_model(cell=kind)
     path = lstmlab.save(model, tmp_path, extra={"task": "adding", "lag": 100})
     assert path == tmp_path / "model.json"
     saved = load_saved(tmp_path)
@@ -309,7 +309,7 @@ def test_configurations_that_do_not_build_or_do_not_fit(saved_dir):
     edit_json(index, config={**config, "num_layers": 1})
     with pytest.raises(CheckpointError, match="unexpected recurrent.*_l1"):
         lstmlab.load(saved_dir)
-    edit_json(index, config={**config, "model": "lstm:XYZ"})
+    edit_json(index, config={**config, "cell": "lstm:XYZ"})
     with pytest.raises(CheckpointError, match="configuration does not build a 'sequence' model"):
         lstmlab.load(saved_dir)
     edit_json(index, config={**config, "colour": "red"})
@@ -403,7 +403,7 @@ def test_language_model_checkpoint_of_the_previous_release_loads():
     assert saved.path == FIXTURE / "best.json" and saved.meta["version"] == 1
     model = saved.model
     assert isinstance(model, LanguageModel) and not model.training
-    assert (model.vocab_size, model.hidden_size, model.model_name) == (32, 4, "lstm:NP")
+    assert (model.vocab_size, model.hidden_size, model.cell) == (32, 4, "lstm")
     vocab = Vocabulary.from_dict(saved.extra["vocabulary"])
     assert len(vocab) == 32 and saved.extra["lm"]["step"] == 2
     ids = torch.as_tensor(vocab.encode("To be")).unsqueeze(1)

@@ -82,28 +82,35 @@ def kill_and_resume(first: list[str], again: list[str], cwd: Path, kills: int, w
         raise AssertionError(f"run failed ({process.returncode}): {err[-2000:]}")
 
 
-def lm_kill_test(folder: Path, kills: int, seed: int = 0) -> int:
+def lm_kill_test(folder: Path, kills: int, seed: int = 0, whole: Path | None = None) -> int:
+    """Kill ``lm train`` up to ``kills`` times; ``whole`` is an uninterrupted run to compare
+    with (made here when None)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = folder / "text.txt"
     text.write_text(TEXT)
-    whole = _start([*LM, str(text), "--out", str(folder / "whole")], folder)
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]
+    if whole is None:
+        whole = folder / "whole"
+        process = _start([*LM, str(text), "--out", str(whole)], folder)
+        assert process.wait(timeout=600) == 0, process.stderr.read()[-2000:]
     run = folder / "killed"
     made = kill_and_resume([*LM, str(text), "--out", str(run)],
                            ["lm", "train", "--out", str(run), "--resume", "--no-progress",
                             "--threads", "1"],
                            folder, kills, 4.0, lambda: _check_lm_files(run),
                            random.Random(seed))
-    expected, got = _weights(folder / "whole"), _weights(run)
+    expected, got = _weights(whole), _weights(run)
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ"
     return made
 
 
-def suite_kill_test(folder: Path, kills: int, seed: int = 0) -> int:
+def suite_kill_test(folder: Path, kills: int, seed: int = 0, whole: Path | None = None) -> int:
+    """Kill the memory suite up to ``kills`` times; ``whole`` as in ``lm_kill_test``."""
     folder.mkdir(parents=True, exist_ok=True)
-    whole = _start(["memory", *SUITE, "--out", str(folder / "whole")], folder)
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()[-2000:]
+    if whole is None:
+        whole = folder / "whole"
+        process = _start(["memory", *SUITE, "--out", str(whole)], folder)
+        assert process.wait(timeout=600) == 0, process.stderr.read()[-2000:]
     out = folder / "killed"
 
     def check() -> None:
@@ -113,7 +120,7 @@ def suite_kill_test(folder: Path, kills: int, seed: int = 0) -> int:
     made = kill_and_resume(["memory", *SUITE, "--out", str(out)],
                            ["memory", *SUITE, "--out", str(out), "--resume"],
                            folder, kills, 5.0, check, random.Random(seed))
-    assert _suite_trials(out) == _suite_trials(folder / "whole")
+    assert _suite_trials(out) == _suite_trials(whole)
     return made
 
 
@@ -135,13 +142,22 @@ def main() -> int:
 
     folder = Path(args.folder or tempfile.mkdtemp(prefix="lstmlab-kill-"))
     start = time.time()
-    lm = lm_kill_test(folder / "lm", args.kills)
-    suite = suite_kill_test(folder / "suite", args.kills)
-    print(f"lm train: {lm} kills, every checkpoint left behind loaded, resumed weights "
-          f"bit-identical to the uninterrupted run's")
-    print(f"memory suite: {suite} kills, every results.json left behind loaded, resumed "
-          f"trials identical to the uninterrupted run's")
-    print(f"{lm + suite} kills in {time.time() - start:.0f} s; 0 torn checkpoints, 0 lost trials")
+    totals = {}
+    for name, test in (("lm train", lm_kill_test), ("memory suite", suite_kill_test)):
+        made, rounds = 0, 0
+        first = folder / f"{name.split()[0]}-0"
+        while made < args.kills:  # a round is a whole run, killed until it finishes
+            made += test(folder / f"{name.split()[0]}-{rounds}", args.kills - made, seed=rounds,
+                         whole=None if rounds == 0 else first / "whole")
+            rounds += 1
+        totals[name] = (made, rounds)
+    lm, suite = totals["lm train"], totals["memory suite"]
+    print(f"lm train: {lm[0]} kills in {lm[1]} runs; every checkpoint left behind loaded; each "
+          "resumed run's weights bit-identical to the uninterrupted run's")
+    print(f"memory suite: {suite[0]} kills in {suite[1]} runs; every results.json left behind "
+          "loaded; each resumed run's trials identical to the uninterrupted run's")
+    print(f"{lm[0] + suite[0]} kills in {time.time() - start:.0f} s: 0 torn checkpoints, 0 lost "
+          "trials")
     return 0
 
 

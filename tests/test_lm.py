@@ -128,7 +128,7 @@ def test_step_schedule_halves_after_epochs():
 def test_vocabulary_and_config_round_trip_through_checkpoint(run_dir, text_file):
     loaded = load_language_model(run_dir)
     assert loaded.vocab == Vocabulary.build(TEXT, "char")
-    assert loaded.model.hidden_size == 24 and loaded.model.model_name == "lstm:NP"
+    assert loaded.model.hidden_size == 24 and loaded.model.cell == "lstm"
     meta = json.loads((run_dir / "best.json").read_text())
     assert meta["kind"] == "language_model" and meta["extra"]["lm"]["config"]["seq_len"] == 16
     assert loaded.lm["config"]["seq_len"] == 16
@@ -311,7 +311,7 @@ def test_inspect_writes_html_with_the_text(run_dir, tmp_path):
 
 @pytest.mark.parametrize("kind", ["gru", "rnn", "lstm:CIFG"])
 def test_inspect_other_cells(text_file, tmp_path, kind):
-    train(text_file, out=tmp_path / kind, steps=3, eval_every=3, model=kind, layers=2)
+    train(text_file, out=tmp_path / kind, steps=3, eval_every=3, cell=kind, layers=2)
     result = inspect(tmp_path / kind, TEXT[:200], out=tmp_path / "p.html", top=1)
     assert len(result.findings) == 4 and (tmp_path / "p.html").exists()
     assert result.shown < 2 * 24
@@ -408,5 +408,5 @@ def test_an_unbounded_variant_that_overflows_says_why(text_file, tmp_path):
     """NIAF+NOAF have no tanh on the cell: with a huge initialisation they overflow, and the
     error names the variant's unbounded activations instead of a bare FloatingPointError."""
     with pytest.raises(FloatingPointError, match="no tanh on the cell's input .NIAF. and output"):
-        train(text_file, out=tmp_path / "u", steps=4, eval_every=2, model="lstm:NIAF+NOAF",
+        train(text_file, out=tmp_path / "u", steps=4, eval_every=2, cell="lstm:NIAF+NOAF",
               init_range=50.0)

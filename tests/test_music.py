@@ -130,7 +130,7 @@ def test_frame_nll_of_a_two_frame_piece_by_hand():
 
 def test_pieces_nll_is_frame_weighted_and_batching_free():
     torch.manual_seed(0)
-    model = MusicModel(model="lstm:NFG", hidden_size=8, dropout=0.0).eval()
+    model = MusicModel(cell="lstm:NFG", hidden_size=8, dropout=0.0).eval()
     rng = random.Random(0)
     rolls = [piano_roll([[rng.randint(50, 70)] for _ in range(n)]) for n in (2, 7, 4)]
     totals = []

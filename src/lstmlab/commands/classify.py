@@ -124,7 +124,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--test", help="test file, scored with the best weights at the end")
     p.add_argument("--format", choices=("auto", "sst", "tsv"), default="auto", help=FORMAT_HELP)
     add_config_options(p, ClassifyConfig, {
-        "model": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
+        "cell": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
                  "rnn",
         "layers": "recurrent layers",
         "hidden": "units per direction",
@@ -148,7 +148,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
               "weight_decay": float, "clip": positive_float, "valid_fraction": float,
               "seed": int},
         choices={"pooling": ("last", "max", "mean", "attention"),
-                 "optimizer": ("adam", "adamw", "sgd")}, unset=True)
+                 "optimizer": ("adam", "adamw", "sgd")},
+        unset=True, flags={"cell": ("--cell", "--model")})
     p.add_argument("--no-bidirectional", dest="bidirectional", action="store_false",
                    default=None, help="read texts left to right only (default: both ways)")
     add_budget_options(p)

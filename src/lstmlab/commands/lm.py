@@ -131,7 +131,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     add_config_options(p, LMConfig, {
         "level": "tokens: char or word",
-        "model": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
+        "cell": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
                  "rnn",
         "layers": "recurrent layers",
         "hidden": "units per layer",
@@ -151,7 +151,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     }, types={"embedding": positive_int, "dropout": float, "lr": positive_float,
               "clip": positive_float, "lr_decay": positive_float, "decay_after": float,
               "decay_every": positive_float, "init_range": positive_float, "seed": int},
-        choices={"level": ("char", "word"), "optimizer": ("adam", "adamw", "sgd")}, unset=True)
+        choices={"level": ("char", "word"), "optimizer": ("adam", "adamw", "sgd")},
+        unset=True, flags={"cell": ("--cell", "--model")})
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=positive_float, help="training time budget")
     budget.add_argument("--epochs", type=positive_float, help="epochs to train (default 1)")

@@ -87,7 +87,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--valid", help="validation pieces (its valid split, or all its pieces)")
     p.add_argument("--test", help="test pieces (its test split, or all its pieces)")
     add_config_options(p, MusicConfig, {
-        "model": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
+        "cell": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
                  "rnn",
         "layers": "recurrent layers",
         "hidden": "units per layer",
@@ -101,7 +101,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "seed": "random seed",
     }, types={"dropout": float, "lr": positive_float, "weight_decay": float,
               "clip": positive_float, "valid_fraction": float, "seed": int},
-        choices={"optimizer": ("adam", "adamw", "sgd")}, unset=True)
+        choices={"optimizer": ("adam", "adamw", "sgd")},
+        unset=True, flags={"cell": ("--cell", "--model")})
     add_budget_options(p)
     p.set_defaults(run=train)
 

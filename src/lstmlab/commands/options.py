@@ -58,14 +58,16 @@ def _shown(value: Any) -> str:
 def add_config_options(parser: argparse.ArgumentParser, config_class: type,
                        helps: dict[str, str], *, types: dict[str, Any] | None = None,
                        choices: dict[str, tuple[str, ...]] | None = None,
-                       flags: dict[str, str] | None = None, unset: bool = False) -> None:
+                       flags: dict[str, str | tuple[str, ...]] | None = None,
+                       unset: bool = False) -> None:
     """Add ``--field-name`` for each field named in ``helps``, its default and type taken from
     ``config_class``; the help text ends with "(default X)".
 
     ``unset=True`` leaves the parsed value None when the flag is not given (e.g. a resumed run
     keeps its own settings); ``config_from_args`` then uses the class's default. A bool field
     becomes a switch (--tie). ``types`` overrides the inferred type (positive_int for ints,
-    float for floats), ``flags`` a flag's name.
+    float for floats), ``flags`` a flag's name (or names: the first is shown, the others are
+    accepted too).
     """
     defaults = config_defaults(config_class)
     types, choices, flags = types or {}, choices or {}, flags or {}
@@ -73,17 +75,18 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type,
         if name not in defaults:
             raise KeyError(f"{config_class.__name__} has no field {name!r}")
         default = defaults[name]
-        flag = flags.get(name, "--" + name.replace("_", "-"))
+        given = flags.get(name, "--" + name.replace("_", "-"))
+        names = (given,) if isinstance(given, str) else tuple(given)
         shown = f"{text} (default {_shown(default)})"
         if isinstance(default, bool):
-            parser.add_argument(flag, dest=name, action="store_true",
+            parser.add_argument(*names, dest=name, action="store_true",
                                 default=None if unset else default, help=shown)
             continue
         kind = types.get(name)
         if kind is None:
             kind = (positive_int if isinstance(default, int)
                     else float if isinstance(default, float) else str)
-        parser.add_argument(flag, dest=name, type=kind, choices=choices.get(name),
+        parser.add_argument(*names, dest=name, type=kind, choices=choices.get(name),
                             default=None if unset else default, help=shown)
 
 

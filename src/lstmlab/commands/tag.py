@@ -95,7 +95,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help=FORMAT_HELP)
     p.add_argument("--column", help=COLUMN_HELP)
     add_config_options(p, TagConfig, {
-        "model": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
+        "cell": "the recurrent cell: lstm (= lstm:NP), lstm:VARIANT (V, CIFG, NFG, ...), gru, "
                  "rnn",
         "layers": "recurrent layers",
         "hidden": "units per direction",
@@ -116,7 +116,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     }, types={"dropout": float, "word_dropout": float, "lr": positive_float,
               "weight_decay": float, "clip": positive_float, "valid_fraction": float,
               "seed": int},
-        choices={"optimizer": ("adam", "adamw", "sgd")}, unset=True)
+        choices={"optimizer": ("adam", "adamw", "sgd")},
+        unset=True, flags={"cell": ("--cell", "--model")})
     p.add_argument("--no-chars", dest="chars", action="store_false", default=None,
                    help="no character features (default: a character BiLSTM per word)")
     p.add_argument("--no-bidirectional", dest="bidirectional", action="store_false",

@@ -56,7 +56,7 @@ class ClassifyConfig:
     """What defines a classifier run: vocabulary, model and optimisation.
 
     Attributes:
-        model: the cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
+        cell: the recurrent cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
         layers, hidden, embedding: recurrent layers, units per direction, word vector width.
         bidirectional: read each text both ways.
         pooling: "last", "max", "mean" or "attention" (``lstmlab.models.classifier``).
@@ -72,7 +72,7 @@ class ClassifyConfig:
         seed: initialisation, dropout and batch order.
     """
 
-    model: str = "lstm"
+    cell: str = "lstm"
     layers: int = 1
     hidden: int = 128
     embedding: int = 128
@@ -94,7 +94,7 @@ class ClassifyConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.model = canonical_name(self.model)
+        self.cell = canonical_name(self.cell)
         for name in ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
                      "min_freq", "batch"):
             value = getattr(self, name)
@@ -114,7 +114,7 @@ class ClassifyConfig:
 
 def build_model(config: ClassifyConfig, vocab: WordVocabulary, num_classes: int
                 ) -> TextClassifier:
-    return TextClassifier(len(vocab.words), num_classes, config.model, config.embedding,
+    return TextClassifier(len(vocab.words), num_classes, config.cell, config.embedding,
                           config.hidden, config.layers, config.bidirectional, config.dropout,
                           config.pooling, len(vocab.chars) if vocab.chars else 0,
                           config.char_embedding, config.char_hidden)
@@ -253,7 +253,7 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
                         progress=progress, device=device)
     console.print(f"vocabulary: {vocab.summary()}; labels: {', '.join(labels)}\n"
-                  f"model: {model.model_name} {config.layers}x{config.hidden}"
+                  f"model: {model.cell} {config.layers}x{config.hidden}"
                   f"{' bidirectional' if config.bidirectional else ''}, {config.pooling} "
                   f"pooling, {sum(p.numel() for p in model.parameters()):,} parameters; "
                   f"{spe:,} steps per epoch")
@@ -278,7 +278,7 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, ClassifyStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"classify {model.model_name}")
+              description=f"classify {model.cell}")
     test_accuracy = test_report = None
     if test_examples is not None and run.train.state.step > 0:
         test_texts = [vocab.encode(e.words) for e in test_examples]

@@ -108,7 +108,7 @@ def gradient_flow(model: SequenceModel, task: MemoryTask, batch: Batch, stage: s
         model.train(was_training)
     distance, h_mean = by_distance(h, batch)
     c_mean = by_distance(c, batch)[1] if c is not None else None
-    return GradientFlow(model.name if isinstance(model.name, str) else str(model.name), stage,
+    return GradientFlow(model.cell, stage,
                         distance, h_mean, c_mean)
 
 

@@ -51,7 +51,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
     budget = budget or Budget()
     task = make_task(name, lag, **options)
     fixed = task.fixed_set(config.guess_set)
-    net = guess_network(task, config.guess_model, config.guess_hidden, config.kernel)
+    net = guess_network(task, config.guess_cell, config.guess_hidden, config.kernel)
     generator = torch.Generator().manual_seed(seed)
     check = None
     start = time.perf_counter()
@@ -94,6 +94,6 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
         sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,
         guesses=guesses, reference_sequences=task.reference_sequences,
-        note=f"{config.guess_model} H={config.guess_hidden}, weights in "
+        note=f"{config.guess_cell} H={config.guess_hidden}, weights in "
              f"[-{config.guess_range:g}, {config.guess_range:g}], fixed set of "
              f"{config.guess_set}; best guess {best:.1%} of it right")

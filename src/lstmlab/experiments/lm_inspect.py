@@ -96,7 +96,7 @@ def cell_states(model: LanguageModel, ids: Tensor, window: int = 256) -> np.ndar
     (LSTM: the memory c_t; GRU and RNN: the state h_t). Runs one sequence in windows,
     carrying the state."""
     model.eval()
-    name = "c" if model.model_name.startswith("lstm") else "h"
+    name = "c" if model.cell.startswith("lstm") else "h"
     chunks, state = [], None
     for start in range(0, len(ids), window):
         piece = ids[start:start + window].unsqueeze(1)
@@ -230,7 +230,7 @@ def inspect(checkpoint: str | Path, text: str | None = None, *,
         title = f"lstmlab cells: {loaded.lm.get('corpus', loaded.path.parent.name)}"
         page = render_cells_html(tokens, panels, title=title,
                                  findings=[(f.feature, f.name, f.r) for f in findings],
-                                 subtitle=f"{model.model_name} {layers}x{hidden}, "
+                                 subtitle=f"{model.cell} {layers}x{hidden}, "
                                           f"{loaded.path}; {len(tokens):,} tokens; "
                                           "colour = tanh of the cell state",
                                  word_level=vocab.level == "word")

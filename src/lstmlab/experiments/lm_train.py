@@ -38,7 +38,7 @@ from lstmlab.experiments.lm_eval import (
 )
 from lstmlab.io import copy_checkpoint
 from lstmlab.models.language import LanguageModel
-from lstmlab.models.recurrent import parse_model
+from lstmlab.models.recurrent import parse_cell
 from lstmlab.models.registry import describe, model_meta, model_tensors
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.text import (
@@ -70,7 +70,7 @@ class LMConfig:
     Attributes:
         level: "char" or "word" (see ``lstmlab.tasks.text``).
         unk: give the vocabulary an ``<unk>`` symbol (None: word level yes, char level no).
-        model: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
+        cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
         layers, hidden, embedding: recurrent layers, units per layer, embedding width (None:
             the hidden size).
         tie: tie the embedding and decoder weights (needs embedding == hidden).
@@ -87,7 +87,7 @@ class LMConfig:
 
     level: str = "char"
     unk: bool | None = None
-    model: str = "lstm"
+    cell: str = "lstm"
     layers: int = 2
     hidden: int = 512
     embedding: int | None = None
@@ -153,7 +153,7 @@ def load_training_corpus(source: str | Path | None, config: LMConfig) -> Corpus:
 
 def _unbounded_hint(cell: str) -> str:
     """Why a variant without tanh on the cell's input or output diverges, and what to try."""
-    kind, option = parse_model(cell)
+    kind, option = parse_cell(cell)
     if kind != "lstm":
         return ""
     spec = lstm_spec(option)
@@ -195,7 +195,7 @@ def _build_model(config: LMConfig, vocab_size: int) -> LanguageModel:
 
 
 def _model_from_config(config: LMConfig, vocab_size: int) -> LanguageModel:
-    return LanguageModel(vocab_size, config.model, config.hidden, config.layers,
+    return LanguageModel(vocab_size, config.cell, config.hidden, config.layers,
                          embedding_size=config.embedding, dropout=config.dropout,
                          tie_weights=config.tie, init_range=config.init_range)
 
@@ -404,7 +404,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         tensorboard: write TensorBoard events to ``out/tensorboard``.
         progress, console: rich progress display and where to print (rank 0 only).
         device: "cpu" (None) or "cuda" (under torchrun: each process's own GPU).
-        **options: the fields of ``LMConfig`` (level, model, layers, hidden, ..., seed); on a
+        **options: the fields of ``LMConfig`` (level, cell, layers, hidden, ..., seed); on a
             resumed run, None or absent means "as before".
 
     Returns:
@@ -433,7 +433,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         if kind != "language_model" or "lm" not in saved_extra or "trainer" not in saved_meta:
             raise CheckpointError(f"{out_dir / 'last.json'} is not a language-model run")
         saved_meta = {**saved_meta, **saved_extra}  # the run's record: "lm", "vocabulary"
-        saved_config = LMConfig(**saved_meta["lm"]["config"])
+        saved_config = LMConfig(**{("cell" if k == "model" else k): v  # "model" before "cell"
+                                   for k, v in saved_meta["lm"]["config"].items()})
         config = _merge_config(options, saved_config)
         saved_source = saved_meta["lm"]["source"]
         if source is not None and _resolve_source(source) != saved_source:
@@ -507,7 +508,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
 
     valid_ids = corpus.valid if eval_tokens is None else corpus.valid[: eval_tokens + 1]
     eval_every = eval_every or min(200, max(spe, 100))
-    console.print(f"{corpus.summary()}\nmodel: {config.layers}x{config.hidden} {model.model_name}"
+    console.print(f"{corpus.summary()}\nmodel: {config.layers}x{config.hidden} {model.cell}"
                   f", {model.num_parameters():,} parameters; windows of {config.seq_len} x "
                   f"{config.batch}, {spe:,} steps per epoch"
                   + (f"; {trainer.world.size} processes" if trainer.world.distributed else ""))
@@ -516,7 +517,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         s = trainer.state
         if not math.isfinite(nats):
             console.print(f"[yellow]validation loss is {nats}: the model's outputs overflow on "
-                          f"the validation text{_unbounded_hint(config.model)}[/]")
+                          f"the validation text{_unbounded_hint(config.cell)}[/]")
         console.print(f"step {s.step:,} ({s.tokens / stream.tokens_per_epoch:.2f} epochs, "
                       f"{s.seconds / 60:.1f} min): valid {describe_loss(nats, char_like)}"
                       + ("  [best]" if improved else ""))
@@ -538,15 +539,15 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     run_start = (trainer.state.tokens, trainer.state.seconds)
     try:
         result = trainer.run(step, windows(stream), callbacks,
-                             description=f"{corpus.name} {model.model_name}")
+                             description=f"{corpus.name} {model.cell}")
     except FloatingPointError as error:
-        raise FloatingPointError(f"{error}{_unbounded_hint(config.model)}") from None
+        raise FloatingPointError(f"{error}{_unbounded_hint(config.cell)}") from None
     validations, best = validation.records, validation.best
     final_nats = None
     interrupted = result.stopped_by == "interrupt"
     if best is None and validations and not interrupted:
         raise FloatingPointError(f"no validation gave a finite loss (the last: "
-                                 f"{validations[-1]['valid']}){_unbounded_hint(config.model)}")
+                                 f"{validations[-1]['valid']}){_unbounded_hint(config.cell)}")
     if interrupted:  # Ctrl-C: the position is saved; leave at once
         console.print(f"interrupted at step {trainer.state.step:,}; continue with --resume"
                       + (f" --out {out_dir}" if out_dir is not None else ""))

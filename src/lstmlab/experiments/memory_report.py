@@ -85,7 +85,7 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
         f"lr {learner['lr']:g}, clip {learner['clip']}, init {learner['init']}, loss "
         f"{learner.get('loss', 'task')}, head {learner.get('head_init', 'default')}; guessing: "
-        f"{learner['guess_model']} H={learner['guess_hidden']}, weights in "
+        f"{learner['guess_cell']} H={learner['guess_hidden']}, weights in "
         f"[-{learner['guess_range']:g}, {learner['guess_range']:g}], fixed set of "
         f"{learner['guess_set']} sequences. Budget per trial: "
         f"{format_count(budget['sequences']) if budget['sequences'] else 'unlimited'} sequences, "

@@ -26,7 +26,7 @@ from torch import nn
 from lstmlab.init import INITS
 from lstmlab.models.losses import LOSSES
 from lstmlab.models.memory import HEAD_INITS
-from lstmlab.models.recurrent import canonical_name, parse_model
+from lstmlab.models.recurrent import canonical_name, parse_cell
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import TEST_SEED, MemoryTask
 
@@ -64,7 +64,7 @@ class LearnerConfig:
             within 50 steps - while cross-entropy keeps the gradient. Success is always judged
             by the task's own rule.
         log_every: steps between learning-curve points.
-        guess_model, guess_hidden, guess_range: the guessed network (model name, H) and r, the
+        guess_cell, guess_hidden, guess_range: the guessed network (cell, H) and r, the
             half-width of the uniform range every weight is drawn from.
         guess_set: size of the fixed training set a guess must classify entirely correctly.
 
@@ -83,7 +83,7 @@ class LearnerConfig:
     device: str | None = None
     loss: str = "task"
     log_every: int = 10
-    guess_model: str = "rnn"
+    guess_cell: str = "rnn"
     guess_hidden: int = 2
     guess_range: float = 100.0
     guess_set: int = 128
@@ -104,7 +104,7 @@ class LearnerConfig:
             raise ValueError(f"lr must be positive, got {self.lr}")
         if not self.guess_range > 0:
             raise ValueError(f"guess_range must be positive, got {self.guess_range}")
-        parse_model(self.guess_model)
+        parse_cell(self.guess_cell)
 
 
 @dataclass

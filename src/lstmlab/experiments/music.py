@@ -58,7 +58,7 @@ class MusicConfig:
     """What defines a music run.
 
     Attributes:
-        model: the cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
+        cell: the recurrent cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
         layers, hidden: recurrent layers and their units.
         dropout: between layers and before the output layer.
         batch, optimizer, lr, weight_decay, clip: pieces per step and the optimiser.
@@ -67,7 +67,7 @@ class MusicConfig:
         seed: initialisation, dropout and batch order.
     """
 
-    model: str = "lstm"
+    cell: str = "lstm"
     layers: int = 1
     hidden: int = 256
     dropout: float = 0.3
@@ -80,7 +80,7 @@ class MusicConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.model = canonical_name(self.model)
+        self.cell = canonical_name(self.cell)
         for name in ("layers", "hidden", "batch"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -193,11 +193,11 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
                   + (f"; test {_describe(test_pieces)}" if test_pieces else ""))
 
     torch.manual_seed(config.seed)
-    model = MusicModel(KEYS, config.model, config.hidden, config.layers, config.dropout)
+    model = MusicModel(KEYS, config.cell, config.hidden, config.layers, config.dropout)
     spe = steps_per_epoch(len(train_pieces), config.batch)
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
                         progress=progress, device=device)
-    console.print(f"model: {model.model_name} {config.layers}x{config.hidden}, "
+    console.print(f"model: {model.cell} {config.layers}x{config.hidden}, "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters; "
                   f"{spe:,} steps per epoch")
     rolls = [p.roll for p in train_pieces]
@@ -216,7 +216,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     run = fit(model, loop, MusicStep(), batches,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
-              description=f"music {model.model_name}")
+              description=f"music {model.cell}")
     test_nll = test_frames = None
     if test_pieces is not None and run.train.state.step > 0:
         test_nll, test_frames = pieces_nll(model, [p.roll for p in test_pieces])
@@ -294,5 +294,5 @@ def generate_music(path: str | Path, out: str | Path, *, steps: int = 64,
         from lstmlab.viz.pianoroll import pianoroll_png
 
         picture = pianoroll_png(result, Path(out).with_suffix(".png"), primed,
-                                title=f"{model.model_name}, temperature {temperature:g}")
+                                title=f"{model.cell}, temperature {temperature:g}")
     return Generated(result, primed, midi, picture)

@@ -50,7 +50,7 @@ class TagConfig:
     """What defines a tagger run: vocabulary, model and optimisation.
 
     Attributes:
-        model: the cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
+        cell: the recurrent cell: "lstm" (= lstm:NP), "lstm:CIFG", ..., "gru", "rnn".
         layers, hidden, embedding: recurrent layers, units per direction, word vector width.
         bidirectional: read each sentence both ways (a BiLSTM tagger).
         dropout: on word vectors, between layers and before the output layer.
@@ -65,7 +65,7 @@ class TagConfig:
         seed: initialisation, dropout and batch order.
     """
 
-    model: str = "lstm"
+    cell: str = "lstm"
     layers: int = 1
     hidden: int = 128
     embedding: int = 100
@@ -86,7 +86,7 @@ class TagConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.model = canonical_name(self.model)
+        self.cell = canonical_name(self.cell)
         for name in ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
                      "min_freq", "batch"):
             value = getattr(self, name)
@@ -102,7 +102,7 @@ class TagConfig:
 
 
 def build_model(config: TagConfig, vocab: WordVocabulary, num_tags: int) -> SequenceTagger:
-    return SequenceTagger(len(vocab.words), num_tags, config.model, config.embedding,
+    return SequenceTagger(len(vocab.words), num_tags, config.cell, config.embedding,
                           config.hidden, config.layers, config.bidirectional, config.dropout,
                           len(vocab.chars) if vocab.chars else 0, config.char_embedding,
                           config.char_hidden)
@@ -297,7 +297,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
                         progress=progress, device=device)
     console.print(f"vocabulary: {vocab.summary()}; {len(tags)} tags\n"
-                  f"model: {model.model_name} {config.layers}x{config.hidden}"
+                  f"model: {model.cell} {config.layers}x{config.hidden}"
                   f"{' bidirectional' if config.bidirectional else ''}"
                   f"{', character features' if config.chars else ''}, "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters; "
@@ -323,7 +323,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"tag {model.model_name}")
+              description=f"tag {model.cell}")
     test_scores = None
     if test_data is not None and run.train.state.step > 0:
         test_scores = score(model, vocab, tags, test_data.sentences, str(test)).to_dict()

@@ -3,7 +3,7 @@
 from lstmlab.models.classifier import TextClassifier
 from lstmlab.models.language import LanguageModel
 from lstmlab.models.music import MusicModel
-from lstmlab.models.recurrent import MODEL_KINDS, make_recurrent, parse_model
+from lstmlab.models.recurrent import CELL_KINDS, make_recurrent, parse_cell
 from lstmlab.models.registry import load, load_saved, register, save
 from lstmlab.models.sequence import SequenceModel
 from lstmlab.models.tagger import SequenceTagger
@@ -11,6 +11,6 @@ from lstmlab.models.tagger import SequenceTagger
 # every model kind registers itself when its module is imported: import each one above, so
 # that lstmlab.models.registry.load knows them all
 
-__all__ = ["MODEL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
-           "make_recurrent", "parse_model", "register", "save"]
+__all__ = ["CELL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
+           "make_recurrent", "parse_cell", "register", "save"]
 __all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]

@@ -13,7 +13,7 @@ Pooling over each text's own steps (``lengths``; padding never counts):
 - ``attention``: sum_t a_t o_t with a = softmax_t(v . tanh(W o_t + b)) (Yang et al. 2016's
   word attention, one query vector).
 
-    >>> model = TextClassifier(vocab_size=16000, num_classes=2, model="lstm:CIFG")
+    >>> model = TextClassifier(vocab_size=16000, num_classes=2, cell="lstm:CIFG")
     >>> logits = model(batch.inputs, batch.lengths)          # (B, 2)
 """
 
@@ -60,7 +60,8 @@ class TextClassifier(nn.Module):
 
     Args:
         vocab_size, num_classes: words (``<unk>`` included) and classes K.
-        model: the cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru", "rnn" (``parse_model``).
+        cell: the recurrent cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru", "rnn"
+            (``parse_cell``).
         embedding_size, hidden_size, num_layers: E, H per direction, L.
         bidirectional: read the text both ways (D = 2).
         dropout: on the word vectors, between layers and on the pooled vector.
@@ -69,7 +70,7 @@ class TextClassifier(nn.Module):
             (``WordEncoder``); char_vocab_size 0 for none.
     """
 
-    def __init__(self, vocab_size: int, num_classes: int, model: str = "lstm",
+    def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm",
                  embedding_size: int = 128, hidden_size: int = 128, num_layers: int = 1,
                  bidirectional: bool = True, dropout: float = 0.5, pooling: str = "max",
                  char_vocab_size: int = 0, char_embedding_size: int = 16,
@@ -81,11 +82,11 @@ class TextClassifier(nn.Module):
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.model_name = canonical_name(model)
+        self.cell = canonical_name(cell)
         self.num_classes, self.pooling, self.dropout = num_classes, pooling, float(dropout)
         self.words = WordEncoder(vocab_size, embedding_size, char_vocab_size,
-                                 char_embedding_size, char_hidden_size, model=self.model_name)
-        self.recurrent = make_recurrent(self.model_name, self.words.output_size, hidden_size,
+                                 char_embedding_size, char_hidden_size, cell=self.cell)
+        self.recurrent = make_recurrent(self.cell, self.words.output_size, hidden_size,
                                         num_layers, dropout=dropout if num_layers > 1 else 0.0,
                                         bidirectional=bidirectional)
         width = hidden_size * (2 if bidirectional else 1)
@@ -99,7 +100,7 @@ class TextClassifier(nn.Module):
         """The constructor's arguments, JSON-ready: ``TextClassifier(**model.config())``."""
         r = self.recurrent
         return {**self.words.config(), "num_classes": self.num_classes,
-                "model": self.model_name, "hidden_size": r.hidden_size,
+                "cell": self.cell, "hidden_size": r.hidden_size,
                 "num_layers": r.num_layers, "bidirectional": r.bidirectional,
                 "dropout": self.dropout, "pooling": self.pooling}
 

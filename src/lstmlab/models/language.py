@@ -2,7 +2,7 @@
 
 char-rnn (Karpathy 2015) at character level and Zaremba et al. (2014) at word level:
 
-    >>> model = LanguageModel(vocab_size=65, model="lstm", hidden_size=512, num_layers=2)
+    >>> model = LanguageModel(vocab_size=65, cell="lstm", hidden_size=512, num_layers=2)
     >>> logits, state = model(inputs)            # inputs (T, B) ids -> logits (T, B, V)
     >>> logits, state = model(next_inputs, model.detach_state(state))   # the next window
     >>> for token_id in model.generate(prime_ids, 200, temperature=0.8, top_k=10, seed=0):
@@ -27,7 +27,7 @@ from lstmlab.cells import RecurrentCell, cell_from_layer
 from lstmlab.models import decoding
 from lstmlab.models.decoding import check_sampling as check_sampling  # re-exported
 from lstmlab.models.decoding import sample_logits as sample_logits  # re-exported
-from lstmlab.models.recurrent import make_recurrent, parse_model
+from lstmlab.models.recurrent import canonical_name, make_recurrent
 from lstmlab.models.registry import register
 
 State = Tensor | tuple[Tensor, ...]
@@ -39,8 +39,8 @@ class LanguageModel(nn.Module):
 
     Args:
         vocab_size: V, the number of symbols.
-        model: a model name, e.g. "lstm" (= "lstm:NP", torch.nn.LSTM's cell), "lstm:CIFG",
-            "gru", "rnn" (see ``parse_model``).
+        cell: the recurrent cell, e.g. "lstm" (= "lstm:NP", torch.nn.LSTM's cell), "lstm:CIFG",
+            "gru", "rnn" (see ``parse_cell``).
         hidden_size: H, units per recurrent layer.
         num_layers: L, stacked recurrent layers.
         embedding_size: E, the embedding width; default H (needed for ``tie_weights``).
@@ -53,7 +53,7 @@ class LanguageModel(nn.Module):
             LSTM's forget-gate bias of 1.
     """
 
-    def __init__(self, vocab_size: int, model: str = "lstm", hidden_size: int = 512,
+    def __init__(self, vocab_size: int, cell: str = "lstm", hidden_size: int = 512,
                  num_layers: int = 2, embedding_size: int | None = None, dropout: float = 0.0,
                  tie_weights: bool = False, init_range: float | None = None) -> None:
         super().__init__()
@@ -61,8 +61,7 @@ class LanguageModel(nn.Module):
             raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        kind, option = parse_model(model)
-        self.model_name = kind if option is None else f"{kind}:{option}"
+        self.cell = canonical_name(cell)
         embedding_size = hidden_size if embedding_size is None else embedding_size
         if tie_weights and embedding_size != hidden_size:
             raise ValueError(f"tied weights share the embedding with the decoder, so the "
@@ -77,7 +76,7 @@ class LanguageModel(nn.Module):
         self.init_range = init_range
         self.embedding = nn.Embedding(vocab_size, embedding_size)
         self.drop = nn.Dropout(dropout)
-        self.recurrent = make_recurrent(self.model_name, embedding_size, hidden_size, num_layers,
+        self.recurrent = make_recurrent(self.cell, embedding_size, hidden_size, num_layers,
                                         dropout=dropout if num_layers > 1 else 0.0)
         self.decoder = nn.Linear(hidden_size, vocab_size)
         if tie_weights:
@@ -90,7 +89,7 @@ class LanguageModel(nn.Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready: ``LanguageModel(**model.config())``."""
-        return {"vocab_size": self.vocab_size, "model": self.model_name,
+        return {"vocab_size": self.vocab_size, "cell": self.cell,
                 "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "embedding_size": self.embedding_size, "dropout": self.dropout,
                 "tie_weights": self.tie_weights, "init_range": self.init_range}

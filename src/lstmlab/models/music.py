@@ -6,7 +6,7 @@
     given the history (the RNN baselines of Boulanger-Lewandowski et al. 2012, Chung et al. 2014
     and Bai et al. 2018). Loss per frame: the sum over keys of the binary cross-entropy, nats.
 
-    >>> model = MusicModel(model="lstm", hidden_size=256)
+    >>> model = MusicModel(cell="lstm", hidden_size=256)
     >>> logits, state = model(batch.inputs, batch.lengths)          # (T, B, 88)
     >>> roll = model.generate(prime_roll, steps=64, temperature=1.0, seed=0)   # (T0 + 64, 88)
 """
@@ -30,28 +30,28 @@ class MusicModel(nn.Module):
 
     Args:
         keys: K, the roll's width (88 piano keys).
-        model: the cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru" (``parse_model``).
+        cell: the recurrent cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru" (``parse_cell``).
         hidden_size, num_layers: H and L of the recurrent layer.
         dropout: between layers and before the output layer (none on the input frames).
     """
 
-    def __init__(self, keys: int = 88, model: str = "lstm", hidden_size: int = 256,
+    def __init__(self, keys: int = 88, cell: str = "lstm", hidden_size: int = 256,
                  num_layers: int = 1, dropout: float = 0.3) -> None:
         super().__init__()
         if keys < 1:
             raise ValueError(f"keys must be positive, got {keys}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.model_name = canonical_name(model)
+        self.cell = canonical_name(cell)
         self.keys, self.dropout = keys, float(dropout)
-        self.recurrent = make_recurrent(self.model_name, keys, hidden_size, num_layers,
+        self.recurrent = make_recurrent(self.cell, keys, hidden_size, num_layers,
                                         dropout=dropout if num_layers > 1 else 0.0)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden_size, keys)
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready: ``MusicModel(**model.config())``."""
-        return {"keys": self.keys, "model": self.model_name,
+        return {"keys": self.keys, "cell": self.cell,
                 "hidden_size": self.recurrent.hidden_size,
                 "num_layers": self.recurrent.num_layers, "dropout": self.dropout}
 

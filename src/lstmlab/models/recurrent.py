@@ -1,4 +1,4 @@
-"""Model names as users write them ("rnn", "rnn:relu", "gru", "lstm", "lstm:CIFG", "lstm:NFG+NP")
+"""Cell names as users write them ("rnn", "rnn:relu", "gru", "lstm", "lstm:CIFG", "lstm:NFG+NP")
 and the recurrent layer each one builds."""
 
 from __future__ import annotations
@@ -6,22 +6,22 @@ from __future__ import annotations
 from lstmlab.cells import lstm_spec
 from lstmlab.layers import GRU, LSTM, RNN, RecurrentLayer
 
-MODEL_KINDS = ("rnn", "lstm", "gru")
+CELL_KINDS = ("rnn", "lstm", "gru")
 
 
-def parse_model(name: str) -> tuple[str, str | None]:
+def parse_cell(name: str) -> tuple[str, str | None]:
     """Split "lstm:CIFG" into ("lstm", "CIFG"); check both parts, with errors that list choices.
 
     The option is the LSTM variant (any name ``lstm_spec`` accepts) or the RNN's nonlinearity
     (tanh, relu); a GRU takes none.
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a model name is one of {', '.join(MODEL_KINDS)}, optionally with "
+        raise ValueError(f"a cell name is one of {', '.join(CELL_KINDS)}, optionally with "
                          f"':OPTION' (e.g. lstm:CIFG, rnn:relu); got {name!r}")
     kind, _, option = name.strip().partition(":")
     kind = kind.lower()
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_KINDS)} "
+    if kind not in CELL_KINDS:
+        raise ValueError(f"unknown cell {name!r}; choose from {', '.join(CELL_KINDS)} "
                          "(e.g. rnn, gru, lstm, lstm:CIFG, lstm:NFG+NP)")
     option = option or None
     if kind == "lstm":
@@ -36,17 +36,17 @@ def parse_model(name: str) -> tuple[str, str | None]:
     return kind, option
 
 
-def make_recurrent(name: str, input_size: int, hidden_size: int, num_layers: int = 1,
+def make_recurrent(cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
                    dropout: float = 0.0, bidirectional: bool = False, batch_first: bool = False,
                    forget_bias: float | None = None) -> RecurrentLayer:
-    """The layer a model name stands for, e.g. make_recurrent("lstm:CIFG", 8, 32)."""
-    kind, option = parse_model(name)
+    """The layer a cell name stands for, e.g. make_recurrent("lstm:CIFG", 8, 32)."""
+    kind, option = parse_cell(cell)
     common = dict(num_layers=num_layers, dropout=dropout, bidirectional=bidirectional,
                   batch_first=batch_first)
     if kind == "lstm":
         return LSTM(input_size, hidden_size, variant=option, forget_bias=forget_bias, **common)
     if forget_bias is not None:
-        raise ValueError(f"forget_bias applies to LSTMs only, not {name!r}")
+        raise ValueError(f"forget_bias applies to LSTMs only, not {cell!r}")
     if kind == "gru":
         return GRU(input_size, hidden_size, **common)
     return RNN(input_size, hidden_size, nonlinearity=option, **common)
@@ -54,8 +54,8 @@ def make_recurrent(name: str, input_size: int, hidden_size: int, num_layers: int
 
 def canonical_name(name: str) -> str:
     """A cell name in its one written form: "lstm" for lstm:NP, "lstm:CIFG", "rnn" for
-    rnn:tanh, "rnn:relu", "gru" (checked as ``parse_model`` checks it)."""
-    kind, option = parse_model(name)
+    rnn:tanh, "rnn:relu", "gru" (checked as ``parse_cell`` checks it)."""
+    kind, option = parse_cell(name)
     if kind == "lstm":
         return "lstm" if option == "NP" else f"lstm:{option}"
     if kind == "rnn":

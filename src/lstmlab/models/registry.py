@@ -6,7 +6,7 @@ the saved ones then replace):
 
     >>> @register("sequence")
     ... class SequenceModel(nn.Module):
-    ...     def config(self) -> dict: return {"model": self.name, ...}
+    ...     def config(self) -> dict: return {"cell": self.cell, ...}
     >>> path = lstmlab.save(model, "runs/x", extra={"vocabulary": vocab.to_dict()})
     >>> model = lstmlab.load("runs/x")                  # in eval mode, on the CPU
     >>> saved = load_saved("runs/x", kind="language_model")  # and its kind, config, extra
@@ -198,6 +198,8 @@ def describe(index: Path, meta: dict[str, Any]) -> tuple[str, dict[str, Any], di
     if not isinstance(config, dict) or not all(isinstance(k, str) for k in config):
         raise CheckpointError(f"{index}: the model configuration must be a JSON object of "
                               f"constructor arguments, got {type(config).__name__}")
+    if "model" in config and "cell" not in config:  # written before "model" became "cell"
+        config = {("cell" if k == "model" else k): v for k, v in config.items()}
     if not isinstance(extra, dict):
         raise CheckpointError(f'{index}: "extra" must be a JSON object, got '
                               f"{type(extra).__name__}")

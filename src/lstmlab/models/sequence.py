@@ -7,7 +7,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lstmlab.models.recurrent import make_recurrent
+from lstmlab.models.recurrent import canonical_name, make_recurrent
 from lstmlab.models.registry import register
 
 
@@ -16,23 +16,23 @@ class SequenceModel(nn.Module):
     """inputs (T, B, I) -> outputs (T, B, O): ``head(recurrent(x))`` at every step.
 
     Args:
-        model: a model name, e.g. "rnn", "gru", "lstm:CIFG" (see ``parse_model``).
+        cell: the recurrent cell, e.g. "rnn", "gru", "lstm:CIFG" (see ``parse_cell``).
         input_size, output_size, hidden_size, num_layers, forget_bias: sizes and LSTM init.
     """
 
-    def __init__(self, model: str, input_size: int, output_size: int, hidden_size: int = 32,
+    def __init__(self, cell: str, input_size: int, output_size: int, hidden_size: int = 32,
                  num_layers: int = 1, forget_bias: float | None = None) -> None:
         super().__init__()
-        self.name = model
+        self.cell = canonical_name(cell)
         self.input_size, self.output_size = input_size, output_size
         self.hidden_size, self.num_layers, self.forget_bias = hidden_size, num_layers, forget_bias
-        self.recurrent = make_recurrent(model, input_size, hidden_size, num_layers,
+        self.recurrent = make_recurrent(self.cell, input_size, hidden_size, num_layers,
                                         forget_bias=forget_bias)
         self.head = nn.Linear(hidden_size, output_size)
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready: ``SequenceModel(**model.config())``."""
-        return {"model": self.name, "input_size": self.input_size,
+        return {"cell": self.cell, "input_size": self.input_size,
                 "output_size": self.output_size, "hidden_size": self.hidden_size,
                 "num_layers": self.num_layers, "forget_bias": self.forget_bias}
 

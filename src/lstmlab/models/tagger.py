@@ -31,7 +31,7 @@ class SequenceTagger(nn.Module):
 
     Args:
         vocab_size, num_tags: words (``<unk>`` included) and tags K.
-        model: the cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru" (``parse_model``); the
+        cell: the recurrent cell, e.g. "lstm" (= lstm:NP), "lstm:CIFG", "gru" (``parse_cell``); the
             character layer uses it too.
         embedding_size, hidden_size, num_layers, bidirectional: E, H per direction, L, D = 2.
         dropout: on the word vectors, between layers and before the output layer.
@@ -39,7 +39,7 @@ class SequenceTagger(nn.Module):
             (``WordEncoder``); char_vocab_size 0 for none.
     """
 
-    def __init__(self, vocab_size: int, num_tags: int, model: str = "lstm",
+    def __init__(self, vocab_size: int, num_tags: int, cell: str = "lstm",
                  embedding_size: int = 100, hidden_size: int = 128, num_layers: int = 1,
                  bidirectional: bool = True, dropout: float = 0.33, char_vocab_size: int = 0,
                  char_embedding_size: int = 32, char_hidden_size: int = 50) -> None:
@@ -48,11 +48,11 @@ class SequenceTagger(nn.Module):
             raise ValueError(f"a tagger needs at least one tag, got {num_tags}")
         if not 0 <= dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.model_name = canonical_name(model)
+        self.cell = canonical_name(cell)
         self.num_tags, self.dropout = num_tags, float(dropout)
         self.words = WordEncoder(vocab_size, embedding_size, char_vocab_size,
-                                 char_embedding_size, char_hidden_size, model=self.model_name)
-        self.recurrent = make_recurrent(self.model_name, self.words.output_size, hidden_size,
+                                 char_embedding_size, char_hidden_size, cell=self.cell)
+        self.recurrent = make_recurrent(self.cell, self.words.output_size, hidden_size,
                                         num_layers, dropout=dropout if num_layers > 1 else 0.0,
                                         bidirectional=bidirectional)
         self.drop = nn.Dropout(dropout)
@@ -61,7 +61,7 @@ class SequenceTagger(nn.Module):
     def config(self) -> dict[str, Any]:
         """The constructor's arguments, JSON-ready: ``SequenceTagger(**model.config())``."""
         r = self.recurrent
-        return {**self.words.config(), "num_tags": self.num_tags, "model": self.model_name,
+        return {**self.words.config(), "num_tags": self.num_tags, "cell": self.cell,
                 "hidden_size": r.hidden_size, "num_layers": r.num_layers,
                 "bidirectional": r.bidirectional, "dropout": self.dropout}
 

@@ -28,12 +28,12 @@ class WordEncoder(nn.Module):
         char_vocab_size: characters, ``<unk>`` included; 0 for no character features.
         char_embedding_size, char_hidden_size: the character embedding width and C, the units
             of each direction of the character layer.
-        model: the character layer's cell, e.g. "lstm", "lstm:CIFG", "gru" (``parse_model``).
+        cell: the character layer's cell, e.g. "lstm", "lstm:CIFG", "gru" (``parse_cell``).
     """
 
     def __init__(self, vocab_size: int, embedding_size: int = 100, char_vocab_size: int = 0,
                  char_embedding_size: int = 25, char_hidden_size: int = 25,
-                 model: str = "lstm") -> None:
+                 cell: str = "lstm") -> None:
         super().__init__()
         if vocab_size < 1 or embedding_size < 1:
             raise ValueError(f"vocab_size and embedding_size must be positive, got {vocab_size} "
@@ -43,7 +43,7 @@ class WordEncoder(nn.Module):
         self.output_size = embedding_size
         if char_vocab_size:
             self.char_embedding = nn.Embedding(char_vocab_size, char_embedding_size)
-            self.char_layer = make_recurrent(model, char_embedding_size, char_hidden_size,
+            self.char_layer = make_recurrent(cell, char_embedding_size, char_hidden_size,
                                              bidirectional=True)
             self.output_size += 2 * char_hidden_size
 
