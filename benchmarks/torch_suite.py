@@ -89,7 +89,9 @@ def stand_in(name: str, target: type, **defaults) -> type:
 
 @contextlib.contextmanager
 def swapped(variant: str = "NP", cells: bool = False) -> Iterator[None]:
-    """torch.nn.RNN / GRU / LSTM (and with ``cells`` the three cells) are lstmlab's inside."""
+    """torch.nn.RNN / GRU / LSTM (and with ``cells`` the three cells) are lstmlab's inside.
+    lstmlab's to_torch() and TorchScript path look torch.nn's classes up when called, so they
+    would get the stand-ins here: the tests selected use neither."""
     swaps = {"RNN": stand_in("RNN", lstmlab.RNN), "GRU": stand_in("GRU", lstmlab.GRU),
              "LSTM": stand_in("LSTM", lstmlab.LSTM, forget_bias=0.0, variant=variant)}
     if cells:
