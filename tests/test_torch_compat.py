@@ -184,6 +184,17 @@ def test_rnnbase_attributes_are_torch_s():
     assert RNN(3, 5, nonlinearity="relu").mode == "RNN_RELU" and GRU(3, 5).mode == "GRU"
 
 
+@pytest.mark.parametrize("value", [0, 10])
+def test_rnn_and_gru_refuse_proj_size_as_torch_does(value):
+    """test_nn.py's test_projections_errors_on_gru_and_rnn: any proj_size keyword, even 0, is a
+    ValueError with torch.nn's message (a TypeError before)."""
+    message = "proj_size argument is only supported for LSTM, not RNN or GRU"
+    for ours, ref in ((RNN, nn.RNN), (GRU, nn.GRU)):
+        for make in (ref, ours):
+            with pytest.raises(ValueError, match=message):
+                make(30, 20, 2, proj_size=value)
+
+
 @pytest.mark.parametrize("make", [lambda: LSTM(4, 6, 2, bidirectional=True),
                                   lambda: LSTM(4, 6, proj_size=3), lambda: GRU(4, 6),
                                   lambda: RNN(4, 6, nonlinearity="relu")],

@@ -34,6 +34,12 @@ from lstmlab.kernels import fused as fused_kernel
 from lstmlab.kernels import native as native_kernel
 
 State = tuple[Tensor, ...]
+_ABSENT = object()  # RNN and GRU refuse a proj_size keyword of any value, as torch.nn's do
+
+
+def _refuse_proj_size(proj_size: object) -> None:
+    if proj_size is not _ABSENT:
+        raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
 
 
 class LayerInputError(ValueError, RuntimeError):
@@ -593,13 +599,15 @@ class RNN(RecurrentLayer):
 
     Args: as torch.nn.RNN (input_size, hidden_size, num_layers, nonlinearity, bias, batch_first,
     dropout, bidirectional, device, dtype). Input (T, B, I) -> output (T, B, D*H),
-    h_n (L*D, B, H).
+    h_n (L*D, B, H). A ``proj_size`` keyword is refused with torch.nn's ValueError.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None, *,
+                 proj_size: object = _ABSENT):
+        _refuse_proj_size(proj_size)
         if nonlinearity not in cells.RNN_NONLINEARITIES:
             raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
                              "'relu'.")
@@ -657,11 +665,14 @@ class GRU(RecurrentLayer):
 
     Args: as torch.nn.GRU (input_size, hidden_size, num_layers, bias, batch_first, dropout,
     bidirectional, device, dtype). Input (T, B, I) -> output (T, B, D*H), h_n (L*D, B, H).
+    A ``proj_size`` keyword is refused with torch.nn's ValueError.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None):
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None, *,
+                 proj_size: object = _ABSENT):
+        _refuse_proj_size(proj_size)
         super().__init__("GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, 0, device, dtype)
 
