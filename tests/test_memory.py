@@ -184,7 +184,7 @@ def test_gradients_command_writes_the_plot(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["memory", "nosuchtask"], "unknown memory task 'nosuchtask'; valid names: intern"),
-    (["memory", "intern", "--learners", "lstm,transformer"], "unknown model 'transformer'"),
+    (["memory", "intern", "--learners", "lstm,transformer"], "unknown cell 'transformer'"),
     (["memory", "temporal_order", "--lag", "5"], "lag 5 is too short; the minimum is 20"),
     (["memory", "intern", "--budget", "-5"], "argument --budget: must be a positive integer"),
     (["memory", "intern", "--minutes", "0"], "argument --minutes: must be a positive number"),

@@ -227,7 +227,7 @@ def test_tag_commands(entity_files, tmp_path, capsys, monkeypatch):
                  "--model", "lstm:CIFG", "--out", str(out), "--json", str(tmp_path / "r.json")])
     assert code == 0
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["steps"] == 20 and result["config"]["model"] == "lstm:CIFG"
+    assert result["steps"] == 20 and result["config"]["cell"] == "lstm:CIFG"
     assert main(["tag", "eval", str(out), str(entity_files / "valid.txt")]) == 0
     printed = capsys.readouterr().out
     assert "token accuracy" in printed and "entities (CoNLL rule)" in printed

@@ -29,8 +29,10 @@ MODES = [(dtype, requires_grad, training) for dtype in (torch.float32, torch.flo
 
 
 def _samples(kind: str) -> list:
-    """(id, module info, sample, dtype, requires_grad, training) for every CPU sample."""
+    """(id, module info, sample, dtype, requires_grad, training) for every CPU sample; the
+    samples' random inputs come from a fixed seed, whatever ran before."""
     found = []
+    torch.manual_seed(0)
     for info in INFOS:
         for dtype, requires_grad, training in MODES:
             make = info.module_inputs_func if kind == "forward" else info.module_error_inputs_func
@@ -88,6 +90,7 @@ def test_module_db_forward(info, sample, dtype, requires_grad, training):
     c_args, c_kwargs = sample.constructor_input.args, sample.constructor_input.kwargs
     args = sample.forward_input.args
     assert not sample.forward_input.kwargs
+    torch.manual_seed(1)  # the weights, whatever ran before
     ours = cls(*c_args, **c_kwargs).to(dtype).train(training)
     ref = info.module_cls(*c_args, **c_kwargs).to(dtype).train(training)
     ref.load_state_dict(ours.state_dict())
@@ -98,12 +101,17 @@ def test_module_db_forward(info, sample, dtype, requires_grad, training):
         reference = _tensors(sample.reference_fn(ours, *_fresh(args)))
         torch.testing.assert_close(_tensors(ours(*_fresh(args))), reference)
     paths = ["auto", "loop"] + (["fused"] if cls is LSTM else [])
+    # float32: the loop and the fused kernel sum in another order than torch's kernels; the
+    # project's bound for them is 1e-5 (float64 keeps assert_close's tighter defaults)
+    tol = {"rtol": 1e-5, "atol": 1e-5} if dtype == torch.float32 else {}
     for path in paths:
         ours.zero_grad()
         with kernels.use(path):
             outputs, grads = _forward_and_grads(ours, args, requires_grad)
-        torch.testing.assert_close(outputs, expected, msg=lambda m, path=path: f"{path}: {m}")
-        torch.testing.assert_close(grads, expected_grads, msg=lambda m, path=path: f"{path}: {m}")
+        torch.testing.assert_close(outputs, expected, **tol,
+                                   msg=lambda m, path=path: f"{path}: {m}")
+        torch.testing.assert_close(grads, expected_grads, **tol,
+                                   msg=lambda m, path=path: f"{path}: {m}")
 
     with torch.no_grad():
         reloaded = pickle.loads(pickle.dumps(ours))
