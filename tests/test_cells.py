@@ -307,8 +307,11 @@ def test_bad_state_and_arguments():
         GRUCell(I, H)(torch.randn(B, I), (torch.zeros(B, H),))
     with pytest.raises(ValueError, match=r"gates has shape \(2, 4\), expected \(2, 12\)"):
         LSTMCell(I, H, variant="FGR")(torch.randn(B, I), (torch.zeros(B, H),) * 3)
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
-        LSTMCell(I, 0)
+    with pytest.raises(RuntimeError, match=r"gates has shape \(2, 4\)"):  # torch's type too
+        LSTMCell(I, H, variant="FGR")(torch.randn(B, I), (torch.zeros(B, H),) * 3)
+    with pytest.raises(ValueError, match="hidden_size must be a non-negative integer"):
+        LSTMCell(I, -1)
+    assert LSTMCell(I, 0)(torch.randn(B, I))[0].shape == (B, 0)  # as torch.nn's cells allow
     with pytest.raises(ValueError, match="nonlinearity must be one of"):
         RNNCell(I, H, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="unknown LSTM variant"):

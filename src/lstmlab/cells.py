@@ -286,9 +286,16 @@ def resolve_forget_bias(spec: LSTMSpec, bias: bool, forget_bias: float | None) -
     return float(forget_bias)
 
 
-def _check_size(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _check_size(name: str, value: object, zero: bool = False) -> None:
+    """A size argument: a positive int (or 0 where ``zero``, as torch.nn's cells allow)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
+        raise ValueError(f"{name} must be a {'non-negative' if zero else 'positive'} integer, "
+                         f"got {value!r}")
+
+
+class CellInputError(ValueError, RuntimeError):
+    """An input or state of the wrong shape for a cell. torch.nn raises RuntimeError here and
+    lstmlab's first cells raised ValueError: this is both, so either ``except`` works."""
 
 
 CellState = Tensor | tuple[Tensor, ...]
@@ -321,7 +328,7 @@ class RecurrentCell(nn.Module):
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
         _check_size("input_size", input_size)
-        _check_size("hidden_size", hidden_size)
+        _check_size("hidden_size", hidden_size, zero=True)
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.bias = bool(bias)
@@ -367,8 +374,9 @@ class RecurrentCell(nn.Module):
         return shapes
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)]."""
-        bound = self.hidden_size ** -0.5
+        """torch.nn's initialisation: every parameter uniform in [-1/sqrt(H), 1/sqrt(H)] (0 for
+        H = 0, whose parameters are empty)."""
+        bound = self.hidden_size ** -0.5 if self.hidden_size else 0.0
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
 
@@ -407,8 +415,8 @@ class RecurrentCell(nn.Module):
         if not isinstance(input, Tensor):
             raise TypeError(f"{kind}: input must be a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"{kind}: input must be (B, I) or (I,) with I={self.input_size}, "
-                             f"got shape {tuple(input.shape)}")
+            raise CellInputError(f"{kind}: input must be (B, I) or (I,) with "
+                                 f"I={self.input_size}, got shape {tuple(input.shape)}")
         reference = self.weight_ih
         if not input.is_floating_point():
             raise TypeError(f"{kind}: input must be a floating-point tensor, got {input.dtype}")
@@ -443,8 +451,8 @@ class RecurrentCell(nn.Module):
             raise TypeError(f"{kind}: hx must be {what} ({shapes})")
         for name, p in zip(names, parts, strict=False):
             if tuple(p.shape) != (*lead, widths[name]):
-                raise ValueError(f"{kind}: hx's {name} has shape {tuple(p.shape)}, expected "
-                                 f"{(*lead, widths[name])} (like the input: {shapes})")
+                raise CellInputError(f"{kind}: hx's {name} has shape {tuple(p.shape)}, expected "
+                                     f"{(*lead, widths[name])} (like the input: {shapes})")
             if p.dtype != x.dtype or p.device != x.device:
                 raise TypeError(f"{kind}: hx's {name} is {p.dtype} on {p.device}; expected "
                                 f"{x.dtype} on {x.device} like the input")
