@@ -103,6 +103,23 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> Path:
     return path
 
 
+def writable_folder(folder: str | Path, option: str = "--out") -> Path:
+    """Make sure ``folder`` is a folder this process can write into (created if missing), before
+    any work whose results go there; otherwise a ValueError naming ``option``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{option} {folder} is a file, not a folder; choose another {option}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".lstmlab-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write into {option} {folder}: {error.strerror or error}"
+                         ) from None
+    return folder
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """``atomic_write`` of bytes."""
     return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

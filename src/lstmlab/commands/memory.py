@@ -250,16 +250,9 @@ def _prepare_out(out: Path, resume: bool) -> list:
     """Check the output folder before any training: a folder we can write into, not holding
     another run's results unless resuming. Returns the finished trials to keep (--resume)."""
     from lstmlab.experiments.memory_report import read_results
+    from lstmlab.io import writable_folder
 
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".lstmlab-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write into --out {out}: {error.strerror or error}") from None
+    writable_folder(out)
     results = out / "results.json"
     if not results.exists():
         if resume:

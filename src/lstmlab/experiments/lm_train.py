@@ -36,7 +36,7 @@ from lstmlab.experiments.lm_eval import (
     evaluate_ids,
     load_language_model,
 )
-from lstmlab.io import copy_checkpoint
+from lstmlab.io import copy_checkpoint, writable_folder
 from lstmlab.models.language import LanguageModel
 from lstmlab.models.recurrent import parse_cell
 from lstmlab.models.registry import describe, model_meta, model_tensors
@@ -165,19 +165,6 @@ def _unbounded_hint(cell: str) -> str:
             "unbounded and can overflow float32 over long windows and texts; try a smaller "
             "--init-range (e.g. 0.05), a shorter --seq-len, a lower --lr, or a variant that "
             "keeps both activations")
-
-
-def _check_out(out: Path) -> None:
-    """The run directory must be a folder we can write into, checked before any training."""
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder; choose another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".lstmlab-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write into --out {out}: {error.strerror or error}") from None
 
 
 def _build_model(config: LMConfig, vocab_size: int) -> LanguageModel:
@@ -445,7 +432,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         config = _merge_config(options, None)
         source_path = _resolve_source(source)
         if out_dir is not None:
-            _check_out(out_dir)
+            writable_folder(out_dir)
         if out_dir is not None and (out_dir / "last.json").exists():
             raise ValueError(f"{out_dir} already holds a run; pass --resume to continue it, or "
                              "choose another --out directory")
