@@ -82,21 +82,31 @@ def kill_and_resume(first: list[str], again: list[str], cwd: Path, kills: int, w
         raise AssertionError(f"run failed ({process.returncode}): {err[-2000:]}")
 
 
+def _timed_run(argv: list[str], cwd: Path) -> float:
+    """Run to the end; its wall time in seconds (the kill window is most of it)."""
+    start = time.time()
+    process = _start(argv, cwd)
+    assert process.wait(timeout=600) == 0, process.stderr.read()[-2000:]
+    return time.time() - start
+
+
+WINDOWS: dict[str, float] = {}  # wall time of the uninterrupted run, by its folder
+
+
 def lm_kill_test(folder: Path, kills: int, seed: int = 0, whole: Path | None = None) -> int:
-    """Kill ``lm train`` up to ``kills`` times; ``whole`` is an uninterrupted run to compare
-    with (made here when None)."""
+    """Kill ``lm train`` up to ``kills`` times, each at a random moment of a run's usual length;
+    ``whole`` is an uninterrupted run to compare with (made here when None)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = folder / "text.txt"
     text.write_text(TEXT)
     if whole is None:
         whole = folder / "whole"
-        process = _start([*LM, str(text), "--out", str(whole)], folder)
-        assert process.wait(timeout=600) == 0, process.stderr.read()[-2000:]
+        WINDOWS[str(whole)] = _timed_run([*LM, str(text), "--out", str(whole)], folder)
     run = folder / "killed"
     made = kill_and_resume([*LM, str(text), "--out", str(run)],
                            ["lm", "train", "--out", str(run), "--resume", "--no-progress",
                             "--threads", "1"],
-                           folder, kills, 4.0, lambda: _check_lm_files(run),
+                           folder, kills, 0.8 * WINDOWS[str(whole)], lambda: _check_lm_files(run),
                            random.Random(seed))
     expected, got = _weights(whole), _weights(run)
     assert expected.keys() == got.keys()
@@ -109,8 +119,7 @@ def suite_kill_test(folder: Path, kills: int, seed: int = 0, whole: Path | None 
     folder.mkdir(parents=True, exist_ok=True)
     if whole is None:
         whole = folder / "whole"
-        process = _start(["memory", *SUITE, "--out", str(whole)], folder)
-        assert process.wait(timeout=600) == 0, process.stderr.read()[-2000:]
+        WINDOWS[str(whole)] = _timed_run(["memory", *SUITE, "--out", str(whole)], folder)
     out = folder / "killed"
 
     def check() -> None:
@@ -119,7 +128,8 @@ def suite_kill_test(folder: Path, kills: int, seed: int = 0, whole: Path | None 
 
     made = kill_and_resume(["memory", *SUITE, "--out", str(out)],
                            ["memory", *SUITE, "--out", str(out), "--resume"],
-                           folder, kills, 5.0, check, random.Random(seed))
+                           folder, kills, 0.8 * WINDOWS[str(whole)], check,
+                           random.Random(seed))
     assert _suite_trials(out) == _suite_trials(whole)
     return made
 
