@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
-from lstmlab.commands.lm import _clear_errors
 from lstmlab.commands.options import (
     add_config_options,
+    clear_file_errors,
     config_from_args,
+    input_texts,
     positive_float,
     positive_int,
 )
@@ -54,7 +54,7 @@ def default_out(args: argparse.Namespace, kind: str) -> str:
     return args.out or str(Path("runs") / f"{kind}-{Path(args.file).name.split('.')[0]}")
 
 
-@_clear_errors
+@clear_file_errors
 def train(args: argparse.Namespace) -> None:
     from lstmlab.experiments.classify import ClassifyConfig, train_classifier
 
@@ -73,7 +73,7 @@ def train(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def evaluate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.classify import evaluate_classifier
 
@@ -85,18 +85,11 @@ def evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(report.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def predict(args: argparse.Namespace) -> None:
     from lstmlab.experiments.classify import predict_texts
 
-    if args.text:
-        texts, where = args.text, "text"
-    else:
-        lines = sys.stdin.read().splitlines()
-        texts = [line for line in lines if line.strip()]
-        where = "non-blank line of standard input"
-        if len(texts) < len(lines):
-            print(f"({len(lines) - len(texts)} blank lines skipped)", file=sys.stderr)
+    texts, where = input_texts(args.text)
     for text, (label, probability) in zip(texts, predict_texts(args.checkpoint, texts, where),
                                           strict=True):
         print(f"{label}\t{probability:.4f}\t{text}")

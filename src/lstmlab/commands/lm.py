@@ -7,40 +7,23 @@ the training options and their defaults come from ``LMConfig``.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
 
 from lstmlab.commands.options import (
     add_config_options,
+    clear_file_errors,
     config_defaults,
     positive_float,
     positive_int,
 )
 
 
-def _clear_errors(run: Callable[[argparse.Namespace], None]) -> Callable:
-    """Turn a missing or unreadable file into a ValueError, which ``lstmlab`` reports in one
-    line (exit code 2) instead of a traceback."""
-
-    @functools.wraps(run)
-    def wrapper(args: argparse.Namespace) -> None:
-        try:
-            run(args)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError,
-                PermissionError) as error:
-            raise ValueError(str(error) if error.filename is None or str(error.filename) in
-                             str(error) else f"{error.strerror}: {error.filename}") from None
-
-    return wrapper
-
-
-@_clear_errors
+@clear_file_errors
 def train(args: argparse.Namespace) -> None:
     import torch
 
@@ -69,7 +52,7 @@ def train(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def sample(args: argparse.Namespace) -> None:
     from lstmlab.experiments.lm_sample import sample as sample_text
 
@@ -84,7 +67,7 @@ def sample(args: argparse.Namespace) -> None:
     sys.stdout.write("\n")
 
 
-@_clear_errors
+@clear_file_errors
 def evaluate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.lm_eval import evaluate as evaluate_file
 
@@ -95,7 +78,7 @@ def evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def inspect(args: argparse.Namespace) -> None:
     from lstmlab.experiments.lm_inspect import inspect as inspect_cells
 

@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 
 from lstmlab.commands.classify import add_budget_options, default_out, set_threads
-from lstmlab.commands.lm import _clear_errors
 from lstmlab.commands.options import (
     add_config_options,
+    clear_file_errors,
     config_from_args,
     positive_float,
     positive_int,
@@ -26,7 +26,7 @@ DATA_HELP = ('JSON {"train": [[[60, 64, 67], ...], ...], "valid": ..., "test": .
              "pieces")
 
 
-@_clear_errors
+@clear_file_errors
 def train(args: argparse.Namespace) -> None:
     from lstmlab.experiments.music import MusicConfig, train_music
 
@@ -44,7 +44,7 @@ def train(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def evaluate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.music import evaluate_music
 
@@ -54,7 +54,7 @@ def evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(scores.__dict__, indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def generate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.music import generate_music
 

@@ -1,5 +1,6 @@
 """Command-line options read from the configuration dataclasses, so each default is defined once
-(in the dataclass) and the help text shows it; and the one parser of positive numbers.
+(in the dataclass) and the help text shows it; the one parser of positive numbers; and what
+every command group shares (file errors in one line, texts from arguments or standard input).
 
     >>> add_config_options(parser, LearnerConfig, {"hidden": "hidden units", ...})
     >>> config = config_from_args(LearnerConfig, args)
@@ -9,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import sys
+from collections.abc import Callable
 from typing import Any
 
 
@@ -100,3 +104,31 @@ def config_from_args(config_class: type, args: argparse.Namespace, **extra: Any)
             values[f.name] = value
     values.update(extra)
     return config_class(**values)
+
+
+def clear_file_errors(run: Callable[[argparse.Namespace], None]) -> Callable:
+    """Turn a missing or unreadable file into a ValueError, which ``lstmlab`` reports in one
+    line (exit code 2) instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> None:
+        try:
+            run(args)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                PermissionError) as error:
+            raise ValueError(str(error) if error.filename is None or str(error.filename) in
+                             str(error) else f"{error.strerror}: {error.filename}") from None
+
+    return wrapper
+
+
+def input_texts(texts: list[str] | None) -> tuple[list[str], str]:
+    """The texts a ``predict`` command reads: its TEXT arguments, else the non-blank lines of
+    standard input (the blank ones counted on stderr); and what to call one in messages."""
+    if texts:
+        return list(texts), "text"
+    lines = sys.stdin.read().splitlines()
+    kept = [line for line in lines if line.strip()]
+    if len(kept) < len(lines):
+        print(f"({len(lines) - len(kept)} blank lines skipped)", file=sys.stderr)
+    return kept, "non-blank line of standard input"

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from rich.console import Console
 
 from lstmlab.commands.classify import add_budget_options, default_out, set_threads
-from lstmlab.commands.lm import _clear_errors
-from lstmlab.commands.options import add_config_options, config_from_args, positive_float
+from lstmlab.commands.options import (
+    add_config_options,
+    clear_file_errors,
+    config_from_args,
+    input_texts,
+    positive_float,
+)
 
 FORMAT_HELP = ("file format: conllu (CoNLL-U), conll (token<TAB>tag, blank line between "
                "sentences) or auto: CoNLL-U for a .conllu name or 10 tab-separated columns "
@@ -24,7 +28,7 @@ COLUMN_HELP = ("the tag column: a CoNLL-U column name or number (default upos), 
                "a number from 2 (default: the last column)")
 
 
-@_clear_errors
+@clear_file_errors
 def train(args: argparse.Namespace) -> None:
     from lstmlab.experiments.tag import TagConfig, train_tagger
 
@@ -43,7 +47,7 @@ def train(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def evaluate(args: argparse.Namespace) -> None:
     from lstmlab.experiments.tag import evaluate_tagger
 
@@ -53,18 +57,11 @@ def evaluate(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(scores.to_dict(), indent=1))
 
 
-@_clear_errors
+@clear_file_errors
 def predict(args: argparse.Namespace) -> None:
     from lstmlab.experiments.tag import predict_tags
 
-    if args.text:
-        texts, where = args.text, "text"
-    else:
-        lines = sys.stdin.read().splitlines()
-        texts = [line for line in lines if line.strip()]
-        where = "non-blank line of standard input"
-        if len(texts) < len(lines):
-            print(f"({len(lines) - len(texts)} blank lines skipped)", file=sys.stderr)
+    texts, where = input_texts(args.text)
     for text, tags in zip(texts, predict_tags(args.checkpoint, texts, where), strict=True):
         print(" ".join(f"{word}/{tag}" for word, tag in zip(text.split(), tags, strict=True)))
 
