@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
     bucketed_batches,
+    check_settings,
     fit,
     load_model,
     ordered_batches,
@@ -95,21 +96,11 @@ class ClassifyConfig:
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
-        for name in ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
-                     "min_freq", "batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got "
-                                 f"{value!r}")
+        check_settings(self, ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
+                              "min_freq", "batch"), ("dropout", "word_dropout"))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got "
                              f"{self.pooling!r}")
-        for name in ("dropout", "word_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got "
-                                 f"{getattr(self, name)}")
-        if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"valid-fraction must be in (0, 1), got {self.valid_fraction}")
 
 
 def build_model(config: ClassifyConfig, vocab: WordVocabulary, num_classes: int

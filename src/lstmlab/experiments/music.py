@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
     bucketed_batches,
+    check_settings,
     fit,
     load_model,
     ordered_batches,
@@ -81,14 +82,7 @@ class MusicConfig:
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
-        for name in ("layers", "hidden", "batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"valid-fraction must be in (0, 1), got {self.valid_fraction}")
+        check_settings(self, ("layers", "hidden", "batch"))
 
 
 class MusicStep:

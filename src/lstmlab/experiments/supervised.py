@@ -32,6 +32,24 @@ from lstmlab.train import TrainConfig, Trainer, TrainResult, Validation
 from lstmlab.train.loop import Step
 
 
+def check_settings(settings: Any, positive: Sequence[str] = (),
+                   dropouts: Sequence[str] = ("dropout",)) -> None:
+    """The range checks every supervised run's configuration shares: ``positive`` fields are
+    ints >= 1, ``dropouts`` in [0, 1), ``valid_fraction`` in (0, 1); a ValueError names the
+    option as the command line writes it."""
+    for name in positive:
+        value = getattr(settings, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got "
+                             f"{value!r}")
+    for name in dropouts:
+        if not 0 <= getattr(settings, name) < 1:
+            raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got "
+                             f"{getattr(settings, name)}")
+    if not 0 < settings.valid_fraction < 1:
+        raise ValueError(f"valid-fraction must be in (0, 1), got {settings.valid_fraction}")
+
+
 def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None = None,
                  epochs: float | None = None, steps: int | None = None,
                  progress: bool = True, device: str | None = None) -> TrainConfig:

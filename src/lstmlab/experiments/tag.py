@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
     bucketed_batches,
+    check_settings,
     fit,
     load_model,
     ordered_batches,
@@ -87,18 +88,8 @@ class TagConfig:
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
-        for name in ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
-                     "min_freq", "batch"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be a positive integer, got "
-                                 f"{value!r}")
-        for name in ("dropout", "word_dropout"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be in [0, 1), got "
-                                 f"{getattr(self, name)}")
-        if not 0 < self.valid_fraction < 1:
-            raise ValueError(f"valid-fraction must be in (0, 1), got {self.valid_fraction}")
+        check_settings(self, ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
+                              "min_freq", "batch"), ("dropout", "word_dropout"))
 
 
 def build_model(config: TagConfig, vocab: WordVocabulary, num_tags: int) -> SequenceTagger:
