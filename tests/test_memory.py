@@ -234,3 +234,26 @@ def test_bce_training_loss_for_logistic_outputs():
     assert torch.equal(training_loss(ce_task, o, b, "bce"), ce_task.loss(o, b))
     with pytest.raises(ValueError, match="loss must be one of"):
         LearnerConfig(loss="hinge")
+
+
+def test_reber_stops_on_its_fixed_sets_and_reports_on_unseen_strings(monkeypatch):
+    from lstmlab.tasks.memory import ReberTask, decode_strings
+    task = ReberTask()
+    rule = task.stopping_rule()
+    checked = [s for b in task.stopping_batches(rule, batch_size=100) for s in decode_strings(b)]
+    assert checked == task.training_strings + task.test_strings  # 256 + 256, in chunks
+    reported = [s for b in task.report_batches() for s in decode_strings(b)]
+    assert reported == task.test_strings and not set(reported) & set(task.training_strings)
+    # the learner's held-out check is built from exactly those strings
+    seen = {}
+    original = learner.HeldOutCheck.__init__
+
+    def spy(self, rule, task, check):
+        seen["strings"] = [s for b in check for s in decode_strings(b)]
+        original(self, rule, task, check)
+
+    monkeypatch.setattr(learner.HeldOutCheck, "__init__", spy)
+    result = train_trial("reber", {}, None, "lstm", seed=0,
+                         config=LearnerConfig(hidden=4, batch=16), budget=Budget(sequences=32))
+    assert seen["strings"] == task.training_strings + task.test_strings
+    assert result.test_size == 256

@@ -33,7 +33,7 @@ from lstmlab.experiments.memory_trial import (
 from lstmlab.models.losses import training_loss
 from lstmlab.models.memory import build_memory_model
 from lstmlab.tasks.batch import Batch
-from lstmlab.tasks.memory import VALIDATION_SEED, MemoryTask, make_task
+from lstmlab.tasks.memory import MemoryTask, make_task
 from lstmlab.train.callbacks import Callback, Every, StopWhen
 from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
 
@@ -110,8 +110,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
     rule = task.stopping_rule()
     callbacks: list[Callback] = []
     if rule.needs_test:
-        check = list(task.test_batches(seed=VALIDATION_SEED, size=rule.test_size,
-                                       batch_size=512))
+        check = list(task.stopping_batches(rule, batch_size=512))
         callbacks.append(HeldOutCheck(rule, task, check))
     trainer = Trainer(net, learner_train_config(config, budget))
     if listener is not None:

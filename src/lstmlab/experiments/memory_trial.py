@@ -28,7 +28,7 @@ from lstmlab.models.losses import LOSSES
 from lstmlab.models.memory import HEAD_INITS
 from lstmlab.models.recurrent import canonical_name, parse_cell
 from lstmlab.tasks.batch import Batch
-from lstmlab.tasks.memory import TEST_SEED, MemoryTask
+from lstmlab.tasks.memory import MemoryTask
 
 GUESS = "guess"
 
@@ -183,7 +183,8 @@ def evaluate_on(model: nn.Module, task: MemoryTask, batches: Iterator[Batch] | l
 
 def test_errors(model: nn.Module, task: MemoryTask, size: int | None = None,
                 chunk: int = 512) -> tuple[int, int]:
-    """(wrong, size): ``model`` on ``size`` (default 2,560) fresh test sequences."""
-    correct, _ = evaluate_on(model, task, task.test_batches(TEST_SEED, size, batch_size=chunk))
+    """(wrong, size): ``model`` on the task's report set (``task.report_batches``: ``size``
+    fresh test sequences, 2,560 by default; Reber: its 256 fixed test strings)."""
+    correct, _ = evaluate_on(model, task, task.report_batches(size, batch_size=chunk))
     return int((~correct).sum()), correct.numel()
 

@@ -208,6 +208,17 @@ class MemoryTask:
         size = rule.test_size if rule is not None and rule.test_size else None
         return self.test_set(seed=VALIDATION_SEED, size=size)
 
+    def stopping_batches(self, rule: StoppingRule | None = None,
+                         batch_size: int = UNIT) -> Iterator[Batch]:
+        """``stopping_set(rule)`` in chunks of ``batch_size`` sequences (the same sequences)."""
+        size = rule.test_size if rule is not None and rule.test_size else None
+        yield from self.test_batches(VALIDATION_SEED, size, batch_size)
+
+    def report_batches(self, size: int | None = None, batch_size: int = UNIT) -> Iterator[Batch]:
+        """The test sequences a trial's errors are reported on, in chunks: ``size`` (the task's
+        test size if None) fresh sequences drawn with TEST_SEED."""
+        yield from self.test_batches(TEST_SEED, size, batch_size)
+
     # -- judging -------------------------------------------------------------------------------
 
     def stopping_rule(self) -> StoppingRule:

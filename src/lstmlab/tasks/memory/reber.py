@@ -16,7 +16,7 @@ the string <-> tensor encoding, and the task.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -240,6 +240,23 @@ class ReberTask(MemoryTask):
         """The 256 training and 256 test strings: the 1997 criterion covers both."""
         train, test = self._fixed_sets()
         return encode_strings(train + test)
+
+    def stopping_batches(self, rule: StoppingRule | None = None,
+                         batch_size: int = 512) -> Iterator[Batch]:
+        """``stopping_set()`` (the fixed training and test strings) in chunks."""
+        both = self.stopping_set()
+        for start in range(0, both.batch_size, batch_size):
+            yield both.select(slice(start, start + batch_size))
+
+    def report_batches(self, size: int | None = None, batch_size: int = 512) -> Iterator[Batch]:
+        """The fixed test strings (none of them a training string) when ``size`` is None or the
+        test size; otherwise ``size`` fresh grammar strings (which may repeat training ones)."""
+        if size is not None and size != self.test_size:
+            yield from super().report_batches(size, batch_size)
+            return
+        test = self.test_set()
+        for start in range(0, test.batch_size, batch_size):
+            yield test.select(slice(start, start + batch_size))
 
     def stopping_rule(self) -> StoppingRule:
         return TestSetRule(max_wrong=0, test_size=self.train_size + self.test_size)
