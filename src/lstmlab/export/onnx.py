@@ -34,18 +34,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch import nn
 
 from lstmlab.io import atomic_write_bytes
 from lstmlab.layers import GRU, LSTM, RNN, RecurrentLayer
 from lstmlab.models.classifier import TextClassifier
+from lstmlab.models.language import LanguageModel
+from lstmlab.models.music import MusicModel
 from lstmlab.models.registry import kind_of, unwrap
+from lstmlab.models.sequence import SequenceModel
 from lstmlab.models.words import WordEncoder
 
-try:  # onnx is the optional "export" extra: without it, to_onnx says what to install
-    from lstmlab.export import onnx_graph as og
-except ImportError:
-    og = None
+og = None  # lstmlab.export.onnx_graph, imported by to_onnx: onnx (the "export" extra) is
+#            imported only when a model is exported, not when the command line starts
 
 OPSET = 17
 """The default ONNX opset (onnxruntime >= 1.11 runs it)."""
@@ -117,6 +119,10 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
     from onnx import helper
 
     from lstmlab import __version__
+    from lstmlab.export import onnx_graph
+
+    global og
+    og = onnx_graph
 
     path = Path(path)
     if path.is_dir():
@@ -143,8 +149,8 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
     layers = [m for m in model.modules() if isinstance(m, RecurrentLayer)]
     graph = helper.make_graph(
         g.nodes, f"lstmlab_{kind}",
-        [og.value_info(*i) for i in signature.inputs], [og.value_info(*o) for o in signature.outputs],
-        g.initializers)
+        [og.value_info(*i) for i in signature.inputs],
+        [og.value_info(*o) for o in signature.outputs], g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="lstmlab", producer_version=__version__)
     config = model.config() if hasattr(model, "config") else _layer_config(model)
@@ -323,8 +329,8 @@ def _word_vectors(g, encoder: WordEncoder, words: str, chars: str | None,
     characters are read (lstmlab reads only the words that have characters); a word without
     any is read with length 1 and its features zeroed, which is what lstmlab gives it."""
 
-    x = g.node("Gather", [g.constant(og.array(encoder.embedding.weight), "word_embedding"), words],
-               "word_vectors", axis=0)
+    table = g.constant(og.array(encoder.embedding.weight), "word_embedding")
+    x = g.node("Gather", [table, words], "word_vectors", axis=0)
     if not encoder.char_vocab_size:
         return x
     steps = g.dim(words, 0)
@@ -404,4 +410,109 @@ KINDS: dict[str, _Kind] = {
 """What ``to_onnx`` exports: "layer" is a bare LSTM / GRU / RNN, the others are model kinds."""
 
 EXPORTABLE = ("lstmlab.LSTM, GRU and RNN layers (and torch.nn's) and the model kinds "
-              + ", ".join(k for k in KINDS if k != "layer"))
+              + ", ".join(sorted(k for k in KINDS if k != "layer")))
+
+
+# --- checking an exported file against lstmlab --------------------------------------------------
+
+
+def example_inputs(model: nn.Module, names: list[str], steps: int = 7, batch: int = 3,
+                   seed: int = 0) -> dict[str, np.ndarray]:
+    """Random inputs of the graph exported from ``model``, by input name (``names``, as the
+    file declares them): T = ``steps``, B = ``batch``, lengths from 1 to T (one sequence of
+    length T), token ids in range, words of 0 to 4 characters."""
+    rng = np.random.default_rng(seed)
+    model = _exportable(model)
+    layer = model if isinstance(model, RecurrentLayer) else model.recurrent
+    lengths = np.concatenate([[steps], rng.integers(1, steps + 1, batch - 1)]).astype(np.int64)
+    rows = layer.num_layers * layer.num_directions
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if name in ("input", "inputs") and isinstance(model, RecurrentLayer | SequenceModel):
+            shape = (batch, steps) if getattr(model, "batch_first", False) else (steps, batch)
+            out[name] = rng.standard_normal((*shape, model.input_size)).astype(np.float32)
+        elif name == "inputs":
+            out[name] = rng.integers(0, model.vocab_size, (steps, batch))
+        elif name == "frames":
+            out[name] = (rng.random((steps, batch, model.keys)) < 0.2).astype(np.float32)
+        elif name == "words":
+            out[name] = rng.integers(0, model.words.embedding.num_embeddings, (steps, batch))
+        elif name == "lengths":
+            out[name] = lengths
+        elif name == "chars":
+            out[name] = rng.integers(0, model.words.char_vocab_size, (batch, steps, 4))
+        elif name == "char_lengths":
+            counts = rng.integers(0, 5, (batch, steps))
+            out[name] = np.where(np.arange(steps) < lengths[:, None], counts, 0)
+        elif name in ("h0", "c0"):
+            width = layer.output_size if name == "h0" else layer.hidden_size
+            out[name] = rng.standard_normal((rows, batch, width)).astype(np.float32)
+        else:
+            raise ValueError(f"no example for the graph input {name!r}")
+    return out
+
+
+def reference_outputs(model: nn.Module, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """What lstmlab computes (eval mode, float32) for the graph inputs ``inputs``, in the
+    order of the graph's outputs."""
+    import torch
+
+    model = _exportable(model)
+    t = {name: torch.from_numpy(value) for name, value in inputs.items()}
+    state = (t["h0"], t["c0"]) if "c0" in t else t.get("h0")
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            if isinstance(model, RecurrentLayer):
+                out, final = model(t["input"].to(_dtype(model)),
+                                   None if state is None else _cast(state, model),
+                                   lengths=t.get("lengths"))
+                results = [out, *(final if isinstance(final, tuple) else (final,))]
+            elif isinstance(model, SequenceModel):
+                results = [model(t["inputs"].to(_dtype(model)), t.get("lengths"))]
+            elif isinstance(model, LanguageModel):
+                logits, final = model(t["inputs"], None if state is None else _cast(state, model))
+                results = [logits, *(final if isinstance(final, tuple) else (final,))]
+            elif isinstance(model, MusicModel):
+                logits, final = model(t["frames"].to(_dtype(model)), t.get("lengths"),
+                                      None if state is None else _cast(state, model))
+                results = [logits, torch.sigmoid(logits),
+                           *(final if isinstance(final, tuple) else (final,))]
+            else:  # classifier, tagger
+                results = [model(t["words"], t["lengths"], t.get("chars"), t.get("char_lengths"))]
+    finally:
+        model.train(was_training)
+    return [r.float().numpy() for r in results]
+
+
+def _dtype(model: nn.Module):
+    return next(model.parameters()).dtype
+
+
+def _cast(state, model: nn.Module):
+    dtype = _dtype(model)
+    return tuple(s.to(dtype) for s in state) if isinstance(state, tuple) else state.to(dtype)
+
+
+def compare(module: nn.Module, path: str | Path, *, steps: int = 7, batch: int = 3,
+            seed: int = 0) -> float:
+    """The largest absolute difference between onnxruntime running the exported file ``path``
+    and lstmlab running ``module``, over every output, on ``example_inputs``. Needs
+    onnxruntime (the "export" extra)."""
+    require("onnxruntime")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = example_inputs(module, [i.name for i in session.get_inputs()], steps, batch, seed)
+    got = session.run(None, inputs)
+    expected = reference_outputs(module, inputs)
+    if len(got) != len(expected):
+        raise ValueError(f"{path} has {len(got)} outputs; lstmlab's model gives "
+                         f"{len(expected)}: was it exported from this model?")
+    worst = 0.0
+    for name, a, b in zip([o.name for o in session.get_outputs()], got, expected, strict=True):
+        if a.shape != b.shape:
+            raise ValueError(f"{path}: output {name} is {a.shape}, lstmlab's {b.shape}")
+        worst = max(worst, float(np.abs(a - b).max(initial=0.0)))
+    return worst
