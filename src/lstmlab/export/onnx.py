@@ -33,6 +33,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from torch import nn
@@ -44,7 +45,11 @@ from lstmlab.models.language import LanguageModel
 from lstmlab.models.music import MusicModel
 from lstmlab.models.registry import kind_of, unwrap
 from lstmlab.models.sequence import SequenceModel
+from lstmlab.models.tagger import SequenceTagger
 from lstmlab.models.words import WordEncoder
+
+if TYPE_CHECKING:
+    from lstmlab.export.onnx_graph import Graph, Recurrent
 
 og = None  # lstmlab.export.onnx_graph, imported by to_onnx: onnx (the "export" extra) is
 #            imported only when a model is exported, not when the command line starts
@@ -196,16 +201,14 @@ def _layer_config(layer: RecurrentLayer) -> dict:
 # Each builder adds its inputs, nodes and outputs to the graph and returns the signature.
 
 def _float(name: str, *shape) -> tuple[str, int, list]:
-
     return (name, og.FLOAT, list(shape))
 
 
 def _int64(name: str, *shape) -> tuple[str, int, list]:
-
     return (name, og.INT64, list(shape))
 
 
-def _inputs(g, sig: _Signature, *specs: tuple[str, int, list]) -> list[str]:
+def _inputs(g: Graph, sig: _Signature, *specs: tuple[str, int, list]) -> list[str]:
     """Declare graph inputs (their names are reserved) and return the names."""
     for spec in specs:
         sig.inputs.append(spec)
@@ -213,24 +216,19 @@ def _inputs(g, sig: _Signature, *specs: tuple[str, int, list]) -> list[str]:
     return [spec[0] for spec in specs]
 
 
-def _output(g, sig: _Signature, value: str, spec: tuple[str, int, list]) -> None:
-    """Make ``value`` the graph output named ``spec[0]`` (reserved by ``_reserve_outputs``)."""
-    g.nodes.append(_identity(value, spec[0]))
+def _output(g: Graph, sig: _Signature, value: str, spec: tuple[str, int, list]) -> None:
+    """Make ``value`` the graph output named ``spec[0]`` (a name ``_reserve`` kept free)."""
+    g.name_as(value, spec[0])
     sig.outputs.append(spec)
 
 
-def _identity(source: str, target: str):
-    from onnx import helper
-
-    return helper.make_node("Identity", [source], [target], name=f"output_{target}")
-
-
-def _reserve(g, *names: str) -> None:
+def _reserve(g: Graph, *names: str) -> None:
+    """Keep the output names free: the nodes built before the outputs must not take them."""
     for name in names:
         g.fresh(name)
 
 
-def _state_inputs(g, sig: _Signature, layer: RecurrentLayer,
+def _state_inputs(g: Graph, sig: _Signature, layer: RecurrentLayer,
                   initial_state: bool) -> tuple[str | None, str | None]:
     if not initial_state:
         return None, None
@@ -241,15 +239,16 @@ def _state_inputs(g, sig: _Signature, layer: RecurrentLayer,
     return h0, c0
 
 
-def _state_outputs(g, sig: _Signature, layer: RecurrentLayer, result) -> None:
+def _state_outputs(g: Graph, sig: _Signature, layer: RecurrentLayer,
+                   result: Recurrent) -> None:
     rows = layer.num_layers * layer.num_directions
     _output(g, sig, result.h_n, _float("h_n", rows, "B", layer.output_size))
     if result.c_n is not None:
         _output(g, sig, result.c_n, _float("c_n", rows, "B", layer.hidden_size))
 
 
-def _build_layer(g, layer: RecurrentLayer, lengths: bool, initial_state: bool) -> _Signature:
-
+def _build_layer(g: Graph, layer: RecurrentLayer, lengths: bool,
+                 initial_state: bool) -> _Signature:
     sig = _Signature()
     _reserve(g, "output", "h_n", "c_n")
     steps = ["B", "T"] if layer.batch_first else ["T", "B"]
@@ -268,8 +267,8 @@ def _build_layer(g, layer: RecurrentLayer, lengths: bool, initial_state: bool) -
     return sig
 
 
-def _build_sequence(g, model, lengths: bool, initial_state: bool) -> _Signature:
-
+def _build_sequence(g: Graph, model: SequenceModel, lengths: bool,
+                    initial_state: bool) -> _Signature:
     sig = _Signature()
     _reserve(g, "outputs")
     x = _inputs(g, sig, _float("inputs", "T", "B", model.input_size))[0]
@@ -280,8 +279,8 @@ def _build_sequence(g, model, lengths: bool, initial_state: bool) -> _Signature:
     return sig
 
 
-def _build_language_model(g, model, lengths: bool, initial_state: bool) -> _Signature:
-
+def _build_language_model(g: Graph, model: LanguageModel, lengths: bool,
+                          initial_state: bool) -> _Signature:
     sig = _Signature()
     _reserve(g, "logits", "h_n", "c_n")
     ids = _inputs(g, sig, _int64("inputs", "T", "B"))[0]
@@ -295,8 +294,7 @@ def _build_language_model(g, model, lengths: bool, initial_state: bool) -> _Sign
     return sig
 
 
-def _build_music(g, model, lengths: bool, initial_state: bool) -> _Signature:
-
+def _build_music(g: Graph, model: MusicModel, lengths: bool, initial_state: bool) -> _Signature:
     sig = _Signature()
     _reserve(g, "logits", "probabilities", "h_n", "c_n")
     frames = _inputs(g, sig, _float("frames", "T", "B", model.keys))[0]
@@ -311,7 +309,7 @@ def _build_music(g, model, lengths: bool, initial_state: bool) -> _Signature:
     return sig
 
 
-def _word_inputs(g, sig: _Signature, words: WordEncoder) -> tuple[str, str, str | None,
+def _word_inputs(g: Graph, sig: _Signature, words: WordEncoder) -> tuple[str, str, str | None,
                                                                     str | None]:
     names = _inputs(g, sig, _int64("words", "T", "B"), _int64("lengths", "B"))
     if words.char_vocab_size:
@@ -322,7 +320,7 @@ def _word_inputs(g, sig: _Signature, words: WordEncoder) -> tuple[str, str, str 
     return tuple(names)
 
 
-def _word_vectors(g, encoder: WordEncoder, words: str, chars: str | None,
+def _word_vectors(g: Graph, encoder: WordEncoder, words: str, chars: str | None,
                   char_lengths: str | None) -> str:
     """``WordEncoder.forward``: word embeddings (T, B, E), joined by the last states of the
     bidirectional character layer over each word's characters (T, B, E + 2C). Every word's
@@ -354,7 +352,7 @@ def _word_vectors(g, encoder: WordEncoder, words: str, chars: str | None,
     return g.node("Concat", [x, features], "word_features", axis=2)
 
 
-def _pool(g, model: TextClassifier, outputs: str, lengths: str, h_n: str) -> str:
+def _pool(g: Graph, model: TextClassifier, outputs: str, lengths: str, h_n: str) -> str:
     """``models.classifier.pool``: (T, B, D*H) over each text's words -> (B, D*H)."""
     layer = model.recurrent
     valid = g.step_mask(lengths, outputs)  # (T, B)
@@ -381,7 +379,8 @@ def _pool(g, model: TextClassifier, outputs: str, lengths: str, h_n: str) -> str
                     "pooled")
 
 
-def _build_text(g, model, lengths: bool, initial_state: bool) -> _Signature:
+def _build_text(g: Graph, model: TextClassifier | SequenceTagger, lengths: bool,
+                initial_state: bool) -> _Signature:
     """classifier (logits (B, K)) and tagger (logits (T, B, K))."""
 
     sig = _Signature()

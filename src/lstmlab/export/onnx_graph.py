@@ -109,6 +109,11 @@ class Graph:
                                            **attributes))
         return names[0] if outputs == 1 else names
 
+    def name_as(self, value: str, name: str) -> None:
+        """Copy ``value`` to the name ``name`` (a graph output's), which must be free."""
+        self.nodes.append(helper.make_node("Identity", [value], [name],
+                                           name=self.fresh(f"node_{name}")))
+
     def subgraph(self) -> Graph:
         return Graph(self.opset, self.root)
 
