@@ -6,6 +6,7 @@
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
+    lstmlab export onnx|web
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import sys
 
 from lstmlab.commands import classify as classify_commands
+from lstmlab.commands import export as export_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
+    export_commands.add_commands(commands)
     return parser
 
 
