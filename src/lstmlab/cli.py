@@ -6,6 +6,7 @@
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
+    lstmlab translate train|eval|predict, lstmlab translate DIR [TEXT ...]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
+from lstmlab.commands import translate as translate_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
+    translate_commands.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = translate_commands.shorthand(sys.argv[1:] if argv is None else list(argv))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a bad option (argparse has said what was wrong)
