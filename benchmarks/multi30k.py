@@ -106,7 +106,8 @@ def main() -> None:
     best = reports[args.beam]
     kind = "none" if args.attention == "none" else "attention"
     lines = [f"\nMulti30k de->en test_2016_flickr, {args.attention} attention, "
-             f"{result.seconds / 60:.1f} min of training on {args.threads} thread(s), {result.epochs:.2f} epochs",
+             f"{result.seconds / 60:.1f} min of training on {args.threads} thread(s), "
+             f"{result.epochs:.2f} epochs",
              f"  BLEU, tutorial protocol, beam {args.beam}: {best.scores.protocol_bleu:.2f}"
              f"   (greedy: {reports[1].scores.protocol_bleu:.2f})",
              f"  sacreBLEU, beam {args.beam}: {best.scores.sacrebleu:.2f}  "

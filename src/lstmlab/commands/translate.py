@@ -25,7 +25,6 @@ from lstmlab.commands.options import (
     config_from_args,
     input_texts,
     positive_float,
-    positive_int,
 )
 
 SUBCOMMANDS = ("train", "eval", "predict")
