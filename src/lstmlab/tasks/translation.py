@@ -159,7 +159,7 @@ class SubwordTokenizer:
         try:
             spm.SentencePieceTrainer.train(
                 sentence_iterator=iter(texts), model_writer=buffer, model_type=kind,
-                vocab_size=vocab_size, character_coverage=1.0, random_seed=seed,
+                vocab_size=vocab_size, character_coverage=1.0,
                 bos_id=-1, eos_id=-1, unk_id=0, minloglevel=2, num_threads=1,
                 hard_vocab_limit=True)
         except RuntimeError as error:
