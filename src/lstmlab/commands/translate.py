@@ -162,7 +162,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "dropout": "dropout on embeddings, between encoder layers and on the attentional "
                    "vector",
         "label_smoothing": "label smoothing of the training loss",
-        "tie": "share the target embedding with the output layer",
         "subwords": "none (words), bpe or unigram (sentencepiece, trained on the training "
                     "files)",
         "vocab_size": "sentencepiece pieces per language (with --subwords)",
@@ -188,6 +187,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-input-feeding", dest="input_feeding", action="store_false",
                    default=None, help="do not feed the attentional vector back into the "
                                       "decoder (default: fed)")
+    p.add_argument("--no-tie", dest="tie", action="store_false", default=None,
+                   help="an output layer of its own (default: the target embedding is the "
+                        "output layer's matrix)")
     add_budget_options(p)
     p.set_defaults(run=train)
 

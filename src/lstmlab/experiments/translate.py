@@ -104,11 +104,11 @@ class TranslateConfig:
     input_feeding: bool = True
     embedding: int = 256
     hidden: int = 256
-    decoder: int = 512
+    decoder: int = 256
     layers: int = 1
     dropout: float = 0.3
     label_smoothing: float = 0.1
-    tie: bool = False
+    tie: bool = True
     subwords: str = "none"
     vocab_size: int = 8000
     min_freq: int = 2
@@ -116,7 +116,7 @@ class TranslateConfig:
     max_length: int = 100
     batch: int = 64
     optimizer: str = "adam"
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
     lr_decay: float = 0.5
