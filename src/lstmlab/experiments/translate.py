@@ -303,9 +303,18 @@ def translate_texts(loaded: LoadedTranslator, texts: Sequence[str],
 # --- scores --------------------------------------------------------------------------------------
 
 
+def _sacrebleu():
+    try:
+        import sacrebleu.metrics
+    except ImportError:
+        raise ValueError("BLEU and chrF need sacrebleu: pip install 'lstmlab[translate]'") \
+            from None
+    return sacrebleu.metrics
+
+
 def protocol_bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
     """The tutorial protocol's corpus BLEU-4 (0-100) of detokenised texts (see the module)."""
-    from sacrebleu.metrics import BLEU
+    BLEU = _sacrebleu().BLEU
 
     hyps = [" ".join(protocol_tokens(h)) for h in hypotheses]
     refs = [" ".join(protocol_tokens(r)) for r in references]
@@ -336,8 +345,8 @@ def score_translations(hypotheses: Sequence[str], references: Sequence[str],
     """sacreBLEU, the tutorial protocol's BLEU and chrF of detokenised hypotheses against raw
     references (``lowercase``: the model writes lower case, so sacreBLEU and chrF compare
     lower-cased text, as their signatures say)."""
-    from sacrebleu.metrics import BLEU, CHRF
-
+    metrics = _sacrebleu()
+    BLEU, CHRF = metrics.BLEU, metrics.CHRF
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} translations but {len(references)} references")
     bleu, chrf = BLEU(lowercase=lowercase), CHRF(lowercase=lowercase)

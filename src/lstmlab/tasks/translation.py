@@ -132,14 +132,22 @@ class WordTokenizer:
         return {"kind": self.kind, "lowercase": self.lowercase}
 
 
+def _sentencepiece():
+    try:
+        import sentencepiece
+    except ImportError:
+        raise ValueError("--subwords needs sentencepiece: pip install 'lstmlab[translate]'") \
+            from None
+    return sentencepiece
+
+
 class SubwordTokenizer:
     """Subword units (BPE or unigram) by sentencepiece, trained on the training text; the model
     travels as bytes (``to_dict`` keeps them base64-encoded, so a checkpoint carries it).
     ``lowercase`` lower-cases before training and before every tokenisation."""
 
     def __init__(self, model: bytes, kind: str, lowercase: bool = False) -> None:
-        import sentencepiece as spm
-
+        spm = _sentencepiece()
         if kind not in SUBWORD_KINDS:
             raise ValueError(f"subwords must be one of {', '.join(SUBWORD_KINDS)}, got {kind!r}")
         self.model, self.kind, self.lowercase = model, kind, bool(lowercase)
@@ -150,7 +158,7 @@ class SubwordTokenizer:
               lowercase: bool = False, seed: int = 0) -> SubwordTokenizer:
         """Train sentencepiece on ``texts`` (sentences); ``vocab_size`` pieces (at most what
         the text allows: asking for too many is an error that says how many fit)."""
-        import sentencepiece as spm
+        spm = _sentencepiece()
 
         if kind not in SUBWORD_KINDS:
             raise ValueError(f"subwords must be one of {', '.join(SUBWORD_KINDS)}, got {kind!r}")
