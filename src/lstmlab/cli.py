@@ -7,6 +7,7 @@
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
     lstmlab export onnx|web
+    lstmlab translate train|eval|predict, lstmlab translate DIR [TEXT ...]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lstmlab.commands import export as export_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
+from lstmlab.commands import translate as translate_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,10 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
     export_commands.add_commands(commands)
+    translate_commands.add_commands(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = translate_commands.shorthand(sys.argv[1:] if argv is None else list(argv))
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help, or a bad option (argparse has said what was wrong)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from lstmlab.io import CheckpointError
 from lstmlab.models.registry import load_saved, save
 from lstmlab.tasks.batch import Batch
-from lstmlab.train import TrainConfig, Trainer, TrainResult, Validation
+from lstmlab.train import EarlyStopping, TrainConfig, Trainer, TrainResult, Validation
 from lstmlab.train.loop import Step
 
 
@@ -120,11 +120,13 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         error: Callable[[nn.Module], float], eval_every: int,
         save: Callable[[nn.Module], None] | None = None,
         report: Callable[[Trainer, float, bool], None] | None = None,
-        console: Console | None = None, description: str = "training") -> FitResult:
+        console: Console | None = None, description: str = "training",
+        patience: int | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
     ``error(model)`` (lower is better). The best weights are kept in memory (and written by
     ``save`` on rank 0 when given) and put back into ``model`` at the end, so ``model`` leaves
-    with its best-validation weights."""
+    with its best-validation weights. ``patience``: stop after that many validations without a
+    new best (``EarlyStopping``)."""
     trainer = Trainer(model, config, console=console)
     best_state: dict[str, Tensor] = {}
 
@@ -143,7 +145,8 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
             model.train(was_training)
 
     validation = Validation(evaluate, eval_every, on_best=on_best, on_result=report)
-    result = trainer.run(step, batches, [validation], description=description)
+    callbacks = [validation] + ([EarlyStopping(validation, patience)] if patience else [])
+    result = trainer.run(step, batches, callbacks, description=description)
     if best_state:
         trainer.model.load_state_dict(best_state)
     trainer.model.eval()

@@ -5,6 +5,7 @@ from lstmlab.models.language import LanguageModel
 from lstmlab.models.music import MusicModel
 from lstmlab.models.recurrent import CELL_KINDS, make_recurrent, parse_cell
 from lstmlab.models.registry import load, load_saved, register, save
+from lstmlab.models.seq2seq import Translator
 from lstmlab.models.sequence import SequenceModel
 from lstmlab.models.tagger import SequenceTagger
 
@@ -14,3 +15,4 @@ from lstmlab.models.tagger import SequenceTagger
 __all__ = ["CELL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
            "make_recurrent", "parse_cell", "register", "save"]
 __all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]
+__all__ += ["Translator"]

@@ -24,7 +24,8 @@ class Batch:
     Attributes:
         inputs: (T, B, I) float features or (T, B) int64 token ids; zero past each length.
         targets: (T, B) int64 class indices or (T, B, O) float values (the task says which);
-            zero (or ignored) where not scored.
+            zero (or ignored) where not scored. A sequence-to-sequence batch's targets (and
+            mask) have steps of their own, T' (the target length), which may exceed T.
         mask: (T, B) bool, the scored steps (loss and correctness). Default: every step
             within each sequence's length.
         lengths: (B,) int64, each sequence's true length (<= T). Default: T for every row.
@@ -74,8 +75,12 @@ class Batch:
             index = torch.as_tensor(index, dtype=torch.long, device=self.lengths.device)
         lengths = self.lengths[index]
         steps = int(lengths.max()) if lengths.numel() else 0
-        return Batch(self.inputs[:steps, index], self.targets[:steps, index],
-                     self.mask[:steps, index], lengths,
+        # targets may run longer than the inputs (a translation): keep up to the last scored step
+        mask = self.mask[:, index]
+        scored = mask.any(1).nonzero()
+        target_steps = max(steps, int(scored.max()) + 1 if scored.numel() else 0)
+        return Batch(self.inputs[:steps, index], self.targets[:target_steps, index],
+                     mask[:target_steps], lengths,
                      {k: v[index] for k, v in self.extras.items()})
 
     def shard(self, rank: int, world_size: int) -> Batch:
@@ -97,15 +102,16 @@ class Batch:
         if not batches:
             raise ValueError("Batch.cat needs at least one batch")
         steps = max(b.steps for b in batches)
+        target_steps = max(steps, *(b.targets.shape[0] for b in batches))  # may be longer
 
-        def pad(x: Tensor) -> Tensor:
+        def pad(x: Tensor, steps: int = steps) -> Tensor:
             if x.shape[0] == steps:
                 return x
             return torch.cat([x, x.new_zeros((steps - x.shape[0], *x.shape[1:]))])
 
         keys = batches[0].extras.keys()
         return Batch(torch.cat([pad(b.inputs) for b in batches], 1),
-                     torch.cat([pad(b.targets) for b in batches], 1),
-                     torch.cat([pad(b.mask) for b in batches], 1),
+                     torch.cat([pad(b.targets, target_steps) for b in batches], 1),
+                     torch.cat([pad(b.mask, target_steps) for b in batches], 1),
                      torch.cat([b.lengths for b in batches]),
                      {k: torch.cat([b.extras[k] for b in batches]) for k in keys})
