@@ -6,6 +6,8 @@
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
+    lstmlab caption train|eval|describe
+    lstmlab detect train|eval|show
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lstmlab.commands import caption as caption_commands
 from lstmlab.commands import classify as classify_commands
+from lstmlab.commands import detect as detect_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
@@ -28,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
+    caption_commands.add_commands(commands)
+    detect_commands.add_commands(commands)
     return parser
 
 

@@ -477,8 +477,13 @@ def _json(document: dict) -> str:
 
 def write_gallery(loaded: LoadedCaptioner, items: Sequence[CaptionItem], captions: Sequence[str],
                   report: CaptionReport, out: Path) -> Path:
-    from lstmlab.viz.vision import GalleryItem, attention_figure, draw_boxes, gallery_html, \
-        png_bytes
+    from lstmlab.viz.vision import (
+        GalleryItem,
+        attention_figure,
+        draw_boxes,
+        gallery_html,
+        png_bytes,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     entries = []

@@ -155,7 +155,7 @@ class Detector(nn.Module):
     """
 
     def __init__(self, head: str = "lstm", cell: str = "lstm", max_boxes: int = 5,
-                 hidden: int = 128, channels: Sequence[int] = (32, 64, 96, 128, 128),
+                 hidden: int = 128, channels: Sequence[int] = (24, 48, 64, 96, 96),
                  strides: Sequence[int] = (2, 2, 2, 2, 1), image_size: int = 128,
                  region: float = 0.25, nms_iou: float = 0.5, stitch_iou: float = 0.5) -> None:
         super().__init__()
@@ -280,8 +280,9 @@ class Detector(nn.Module):
         else:
             box_loss = raw.sum() * 0.0
         total = conf_loss + box_weight * box_loss
-        return total, {"confidence": float(conf_loss), "box_l1": float(box_loss),
-                       "matched": float(at.numel()), "dropped": float(dropped)}
+        parts = {"confidence": float(conf_loss.detach()), "box_l1": float(box_loss.detach()),
+                 "matched": float(at.numel()), "dropped": float(dropped)}
+        return total, parts
 
     # --- from outputs to detections ------------------------------------------------------------
 
