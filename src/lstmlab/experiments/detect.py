@@ -352,8 +352,10 @@ class DetectReport:
             lines.append(f"{bucket + f' ({count})':<30}" + "".join(cells))
         if self.claim is not None:
             c = self.claim
-            lines.append(f"claim: ReInspect AP >= NMS AP overall ({c['overall_margin']:+.3f}) "
-                         f"and >= +0.10 on '{HARDEST}' ({c['hardest_margin']:+.3f}): "
+            shown = {k: "n/a" if c[k] is None else f"{c[k]:+.3f}"
+                     for k in ("overall_margin", "hardest_margin")}
+            lines.append(f"claim: ReInspect AP >= NMS AP overall ({shown['overall_margin']}) "
+                         f"and >= +0.10 on '{HARDEST}' ({shown['hardest_margin']}): "
                          + ("holds" if c["holds"] else "does not hold"))
         return "\n".join(lines)
 
