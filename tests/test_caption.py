@@ -115,8 +115,8 @@ def test_caption_commands(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["caption", "train", "--attention", "soft", "--steps", "2", "--train-scenes",
                  "8", "--valid-scenes", "4", "--batch", "4", "--hidden", "16",
-                 "--embedding", "8", "--image-size", "32", "--max-length", "4", "--no-progress", "--out",
-                 str(out)]) == 0
+                 "--embedding", "8", "--image-size", "32", "--max-length", "4",
+                 "--no-progress", "--out", str(out)]) == 0
     assert main(["caption", "eval", str(out), "--scenes", "5", "--out",
                  str(tmp_path / "eval")]) == 0
     printed = capsys.readouterr().out
