@@ -8,6 +8,8 @@
     lstmlab music train|eval|generate
     lstmlab export onnx|web
     lstmlab translate train|eval|predict, lstmlab translate DIR [TEXT ...]
+    lstmlab caption train|eval|describe
+    lstmlab detect train|eval|show
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lstmlab.commands import caption as caption_commands
 from lstmlab.commands import classify as classify_commands
+from lstmlab.commands import detect as detect_commands
 from lstmlab.commands import export as export_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
@@ -34,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     music_commands.add_commands(commands)
     export_commands.add_commands(commands)
     translate_commands.add_commands(commands)
+    caption_commands.add_commands(commands)
+    detect_commands.add_commands(commands)
     return parser
 
 

@@ -1,6 +1,6 @@
 """Scores of trained heads: accuracy, per-class precision / recall / F1 with the confusion
-matrix, entity-level F1 of BIO tags (the CoNLL rule), and the frame negative log-likelihood of
-polyphonic music.
+matrix, entity-level F1 of BIO tags (the CoNLL rule), the frame negative log-likelihood of
+polyphonic music, and for detection the IoU of boxes and average precision with its curve.
 
     >>> report = classification_report(gold, predicted, labels=["neg", "pos"])
     >>> report.accuracy, report.f1, report.confusion     # confusion[gold][predicted]
@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -227,3 +228,84 @@ def frame_nll(logits: Tensor, targets: Tensor, mask: Tensor | None = None) -> tu
         return float(per_frame.sum()), per_frame.numel()
     mask = mask.to(torch.bool)
     return float(per_frame[mask].sum()), int(mask.sum())
+
+
+# --- detection: box overlap and average precision ----------------------------------------------
+
+
+def box_iou(a: Any, b: Any) -> Any:
+    """Intersection over union of boxes a (N, 4) and b (M, 4), [x0, y0, x1, y1] -> (N, M).
+
+    numpy arrays in, numpy out (float64); a box of zero area has IoU 0 with everything."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x1 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y1 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+@dataclass
+class PRCurve:
+    """Average precision and its precision-recall curve (one point per detection, by
+    decreasing score); ``truths`` true boxes, ``detections`` scored boxes."""
+
+    ap: float | None
+    precision: list[float]
+    recall: list[float]
+    truths: int
+    detections: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def average_precision(detections: Sequence[tuple[Any, Any]], truths: Sequence[Any],
+                      iou: float = 0.5) -> PRCurve:
+    """AP at IoU ``iou`` over images, PASCAL VOC's all-point interpolation (VOC 2010 on).
+
+    Args:
+        detections: per image (boxes (D, 4), scores (D,)).
+        truths: per image the true boxes (G, 4).
+        iou: a detection is a hit when its IoU with a true box not yet taken is >= this;
+            detections are taken by decreasing score (over all images), each true box at most
+            once (a second detection of it is a false positive).
+
+    Returns:
+        AP = sum over the recall steps of (r_k - r_{k-1}) * max precision at recall >= r_k;
+        None when there is no true box. The curve is the raw precision / recall after each
+        detection.
+    """
+    if len(detections) != len(truths):
+        raise ValueError(f"{len(detections)} images of detections but {len(truths)} of truths")
+    rows = []  # (score, image, box)
+    for image, (boxes, scores) in enumerate(detections):
+        boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)
+        rows += [(float(s), image, b) for b, s in zip(boxes, scores, strict=True)]
+    rows.sort(key=lambda r: -r[0])
+    total = sum(len(t) for t in truths)
+    taken = [np.zeros(len(t), dtype=bool) for t in truths]
+    hits = np.zeros(len(rows))
+    for k, (_, image, box) in enumerate(rows):
+        gt = np.asarray(truths[image]).reshape(-1, 4)
+        if not len(gt):
+            continue
+        overlaps = box_iou(box[None], gt)[0]
+        overlaps[taken[image]] = -1.0
+        best = int(overlaps.argmax())
+        if overlaps[best] >= iou:
+            taken[image][best] = True
+            hits[k] = 1
+    if total == 0:
+        return PRCurve(None, [], [], 0, len(rows))
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, len(rows) + 1)
+    recall = tp / total
+    envelope = np.maximum.accumulate(np.concatenate([precision, [0.0]])[::-1])[::-1]
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    ap = float(np.sum(steps * envelope[:-1]))
+    return PRCurve(ap, precision.tolist(), recall.tolist(), total, len(rows))

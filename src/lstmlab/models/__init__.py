@@ -1,6 +1,8 @@
 """Heads for each sequence shape, built on lstmlab's recurrent layers."""
 
+from lstmlab.models.captioner import Captioner
 from lstmlab.models.classifier import TextClassifier
+from lstmlab.models.detector import Detector
 from lstmlab.models.language import LanguageModel
 from lstmlab.models.music import MusicModel
 from lstmlab.models.recurrent import CELL_KINDS, make_recurrent, parse_cell
@@ -16,3 +18,4 @@ __all__ = ["CELL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
            "make_recurrent", "parse_cell", "register", "save"]
 __all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]
 __all__ += ["Translator"]
+__all__ += ["Captioner", "Detector"]

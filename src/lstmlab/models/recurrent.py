@@ -3,7 +3,7 @@ and the recurrent layer each one builds."""
 
 from __future__ import annotations
 
-from lstmlab.cells import lstm_spec
+from lstmlab.cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, lstm_spec
 from lstmlab.layers import GRU, LSTM, RNN, RecurrentLayer
 
 CELL_KINDS = ("rnn", "lstm", "gru")
@@ -61,3 +61,25 @@ def canonical_name(name: str) -> str:
     if kind == "rnn":
         return "rnn" if option == "tanh" else f"rnn:{option}"
     return kind
+
+
+def make_cell(cell: str, input_size: int, hidden_size: int) -> RecurrentCell:
+    """The step-wise cell module a cell name stands for (``lstmlab.cells``), for models that
+    step by hand (decoders): make_cell("lstm:CIFG", 8, 32) is LSTMCell(8, 32, variant="CIFG")."""
+    kind, option = parse_cell(cell)
+    if kind == "lstm":
+        return LSTMCell(input_size, hidden_size, variant=option)
+    if kind == "gru":
+        return GRUCell(input_size, hidden_size)
+    return RNNCell(input_size, hidden_size, nonlinearity=option)
+
+
+def cell_state(state: object) -> tuple:
+    """A cell's returned state as a tuple: (h,) for GRU / RNN, (h, c[, gates]) for an LSTM;
+    ``state[0]`` is always the output h. Give a cell back ``as_hx(state)``."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def as_hx(state: tuple) -> object:
+    """The state a cell takes back from ``cell_state``'s tuple."""
+    return state if len(state) > 1 else state[0]
