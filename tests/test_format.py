@@ -289,8 +289,8 @@ def test_unknown_kind_wrong_kind_and_no_model(saved_dir):
         lstmlab.load(saved_dir, kind="language_model")
     with pytest.raises(ValueError, match="unknown model kind 'sequnce'; known: .*sequence"):
         lstmlab.load(saved_dir, kind="sequnce")
-    edit_json(index, kind="detector")
-    with pytest.raises(CheckpointError, match="unknown kind 'detector' .*known: "
+    edit_json(index, kind="segmenter")
+    with pytest.raises(CheckpointError, match="unknown kind 'segmenter' .*known: "
                                               ".*language_model.*sequence"):
         lstmlab.load(saved_dir)
     write_checkpoint(saved_dir, "best", {"w": torch.ones(2)}, {"note": "no model here"})
