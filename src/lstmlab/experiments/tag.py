@@ -242,6 +242,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
                  minutes: float | None = None, epochs: float | None = None,
                  steps: int | None = None, eval_every: int | None = None, progress: bool = True,
                  console: Console | None = None, device: str | None = None,
+                 patience: int | None = None, loop: dict[str, Any] | None = None,
                  **options: Any) -> TagResult:
     """Train a sequence tagger on a tagged file.
 
@@ -255,6 +256,8 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
         minutes / epochs / steps: budgets, the first reached stops (none: 10 epochs).
         eval_every: steps between validations (default: one epoch).
         progress, console, device: the progress bar, where to print, "cpu" or "cuda".
+        patience: stop after that many validations without a new best (None: never early).
+        loop: further ``TrainConfig`` fields (momentum, nesterov, ...).
         **options: the fields of ``TagConfig``.
     """
     console = console or Console(stderr=True)
@@ -286,7 +289,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     model = build_model(config, vocab, len(tags))
     spe = steps_per_epoch(len(train_items), config.batch)
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
-                        progress=progress, device=device)
+                        progress=progress, device=device, loop=loop)
     console.print(f"vocabulary: {vocab.summary()}; {len(tags)} tags\n"
                   f"model: {model.cell} {config.layers}x{config.hidden}"
                   f"{' bidirectional' if config.bidirectional else ''}"
@@ -314,7 +317,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"tag {model.cell}")
+              description=f"tag {model.cell}", patience=patience)
     test_scores = None
     if test_data is not None and run.train.state.step > 0:
         test_scores = score(model, vocab, tags, test_data.sentences, str(test)).to_dict()
