@@ -19,7 +19,7 @@ atomically (see ``lstmlab.train.checkpoint``):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -373,7 +373,9 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
                          eval_batch: int = 16, tensorboard: bool = False,
                          progress: bool = True, console: Console | None = None,
                          device: str | None = None, patience: int | None = None,
-                         loop: dict[str, Any] | None = None, **options: Any) -> LMTrainResult:
+                         loop: dict[str, Any] | None = None,
+                         on_validation: Callable[[int, float], None] | None = None,
+                         **options: Any) -> LMTrainResult:
     """Train a language model on a text (None: the shipped Tiny Shakespeare).
 
     Args:
@@ -395,6 +397,7 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         device: "cpu" (None) or "cuda" (under torchrun: each process's own GPU).
         patience: stop after that many validations without a new best (None: never early).
         loop: further ``TrainConfig`` fields (momentum, nesterov, ...).
+        on_validation: called with (step, nats) after each validation (may raise to stop).
         **options: the fields of ``LMConfig`` (level, cell, layers, hidden, ..., seed); on a
             resumed run, None or absent means "as before".
 
@@ -517,6 +520,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
             board.scalar("valid/loss_nats", nats, s.step)
             board.scalar("valid/bits_per_char" if char_like else "valid/perplexity",
                          nats / LN2 if char_like else math.exp(min(nats, 50)), s.step)
+        if on_validation is not None:
+            on_validation(s.step, nats)
 
     def meta(**extra: Any) -> dict[str, Any]:
         return _lm_meta(model, vocab, config, source_path, corpus.name, budget=budget, **extra)

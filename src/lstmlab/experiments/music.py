@@ -13,7 +13,7 @@ frame is input only), with the best-validation weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
                 steps: int | None = None, eval_every: int | None = None, progress: bool = True,
                 console: Console | None = None, device: str | None = None,
                 patience: int | None = None, loop: dict[str, Any] | None = None,
+                on_validation: Callable[[int, float], None] | None = None,
                 **options: Any) -> MusicResult:
     """Train a next-frame model on the "train" split of a music file (``lstmlab.tasks.music``).
 
@@ -167,7 +168,8 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     ``test``'s, scored with the best weights at the end. ``out``, budgets (none: 10 epochs),
     ``eval_every`` (default one epoch), ``progress``, ``console`` and ``device`` as for the
     other heads; ``patience``: stop after that many validations without a new best; ``loop``:
-    further ``TrainConfig`` fields (momentum, input_noise, ...); ``options`` are the fields of
+    further ``TrainConfig`` fields (momentum, input_noise, ...); ``on_validation(step,
+    nll)`` hears each validation (``fit``); ``options`` are the fields of
     ``MusicConfig``.
     """
     console = console or Console(stderr=True)
@@ -213,7 +215,8 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     run = fit(model, loop, MusicStep(), batches,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
-              description=f"music {model.cell}", patience=patience)
+              description=f"music {model.cell}", patience=patience,
+              on_validation=on_validation)
     test_nll = test_frames = None
     if test_pieces is not None and run.train.state.step > 0:
         test_nll, test_frames = pieces_nll(model, [p.roll for p in test_pieces])

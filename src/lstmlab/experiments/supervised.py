@@ -124,12 +124,14 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         save: Callable[[nn.Module], None] | None = None,
         report: Callable[[Trainer, float, bool], None] | None = None,
         console: Console | None = None, description: str = "training",
-        patience: int | None = None) -> FitResult:
+        patience: int | None = None,
+        on_validation: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
     ``error(model)`` (lower is better); with ``patience``, stop early after that many
-    validations without a new best. The best weights are kept in memory (and written by
-    ``save`` on rank 0 when given) and put back into ``model`` at the end, so ``model`` leaves
-    with its best-validation weights."""
+    validations without a new best. ``on_validation(step, value)`` hears every validation (it
+    may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
+    written by ``save`` on rank 0 when given) and put back into ``model`` at the end, so
+    ``model`` leaves with its best-validation weights."""
     trainer = Trainer(model, config, console=console)
     best_state: dict[str, Tensor] = {}
 
@@ -147,7 +149,13 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         finally:
             model.train(was_training)
 
-    validation = Validation(evaluate, eval_every, on_best=on_best, on_result=report)
+    def on_result(trainer: Trainer, value: float, improved: bool) -> None:
+        if report is not None:
+            report(trainer, value, improved)
+        if on_validation is not None:
+            on_validation(trainer.state.step, value)
+
+    validation = Validation(evaluate, eval_every, on_best=on_best, on_result=on_result)
     callbacks: list[Callback] = [validation]
     if patience is not None:
         callbacks.append(EarlyStopping(validation, patience))
