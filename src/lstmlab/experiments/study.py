@@ -185,7 +185,7 @@ def study_name(name: str, task: str, variant: str) -> str:
 # --- the storage --------------------------------------------------------------------------------
 
 
-def _shown(url: str) -> str:
+def shown_url(url: str) -> str:
     """The URL without its password, for messages."""
     try:
         from sqlalchemy.engine import make_url
@@ -224,14 +224,14 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 60) -> optuna.stora
                                               heartbeat_interval=heartbeat, grace_period=grace,
                                               heartbeat_stale_trial_callback=retry)
         except ModuleNotFoundError as error:
-            raise ValueError(f"--storage {_shown(url)}: needs {_driver_hint(url, error.name)}"
+            raise ValueError(f"--storage {shown_url(url)}: needs {_driver_hint(url, error.name)}"
                              ) from None
         except Exception as error:  # sqlalchemy's connection and URL errors
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
-            raise ValueError(f"--storage {_shown(url)}: cannot open it ({first})") from None
+            raise ValueError(f"--storage {shown_url(url)}: cannot open it ({first})") from None
 
 
-def _quiet_optuna() -> None:
+def quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -264,7 +264,7 @@ def _wait_for_record(study: optuna.Study, storage: optuna.storages.BaseStorage,
 def prepare_study(config: StudyConfig) -> list[str]:
     """Create (or check) the Optuna studies of ``config`` and queue their trials; returns their
     names. Refuses a name already used with another space or other settings."""
-    _quiet_optuna()
+    quiet_optuna()
     url = config.storage_url()
     storage = open_storage(url, config.heartbeat, config.grace)
     wanted = config.record()
@@ -276,12 +276,12 @@ def prepare_study(config: StudyConfig) -> list[str]:
         study = optuna.load_study(study_name=name, storage=storage)
         stored = _wait_for_record(study, storage, config.grace)
         if stored is None:
-            raise ValueError(f"{name} exists in {_shown(url)} but is no lstmlab study; choose "
+            raise ValueError(f"{name} exists in {shown_url(url)} but is no lstmlab study; choose "
                              "another --study name")
         diff = _differences(stored, wanted)
         if diff:
-            raise ValueError(f"study {config.name!r} in {_shown(url)} exists with another search "
-                             f"space or settings ({'; '.join(diff)}); start a new one with "
+            raise ValueError(f"study {config.name!r} in {shown_url(url)} exists with another "
+                             f"search space or settings ({'; '.join(diff)}); start a new one with "
                              "another --study NAME (or --storage), or rerun with the stored "
                              "settings")
     for name in names:
@@ -429,7 +429,7 @@ def work(config: StudyConfig, worker: int = 0, say: Any = print) -> int:
     import torch
 
     torch.set_num_threads(1)
-    _quiet_optuna()
+    quiet_optuna()
     storage = open_storage(config.storage_url(), config.heartbeat, config.grace)
     studies = {v: optuna.load_study(study_name=study_name(config.name, config.task, v),
                                     storage=storage, sampler=_sampler(config.sampler),
@@ -505,7 +505,7 @@ class StudySummary:
 
     def table(self) -> str:
         lines = [f"study {self.name!r}, task {self.task}, {self.trials} trials per variant "
-                 f"({_shown(self.storage)})",
+                 f"({shown_url(self.storage)})",
                  f"{'variant':8} {'complete':>8} {'pruned':>6} {'failed':>6} {'queued':>6} "
                  f"{'running':>7} {'best valid':>10}"]
         for c in self.counts:
@@ -517,7 +517,7 @@ class StudySummary:
 
 def summarize(config: StudyConfig) -> StudySummary:
     """Counts of trials per state and the best validation figure, per variant."""
-    _quiet_optuna()
+    quiet_optuna()
     storage = open_storage(config.storage_url(), config.heartbeat, config.grace)
     summary = StudySummary(config.name, config.task, config.storage_url(), config.trials)
     for variant in config.variant_names:
