@@ -6,6 +6,7 @@
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
+    lstmlab study run|report|status
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
+from lstmlab.commands import study as study_commands
 from lstmlab.commands import tag as tag_commands
 
 
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
+    study_commands.add_commands(commands)
     return parser
 
 

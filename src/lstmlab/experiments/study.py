@@ -113,8 +113,9 @@ class StudyConfig:
         workers: local worker processes, one torch thread each.
         sampler: "random" (Greff's random search), "tpe" or "qmc". pruner: "none", "median",
             "hyperband" (reads each validation).
-        data, lag, batch, seed: the task's data, a memory game's length, sequences per update
-            (see ``TrialSettings``), the seed of every trial's initialisation.
+        data, lag, batch, seed, trial_steps: the task's data, a memory game's length,
+            sequences per update, the seed of every trial's initialisation (and of the qmc
+            sampler), a budget of updates per trial (see ``TrialSettings``).
         heartbeat, grace: seconds between a running trial's heartbeats, and without one before
             it counts as interrupted.
     """
@@ -134,6 +135,7 @@ class StudyConfig:
     lag: int | None = None
     batch: int | None = None
     seed: int = 0
+    trial_steps: int | None = None
     heartbeat: int = 10
     grace: int = 60
 
@@ -164,7 +166,7 @@ class StudyConfig:
 
     def settings(self) -> TrialSettings:
         return TrialSettings(self.task, self.trial_minutes, self.patience, self.data, self.lag,
-                             self.batch, self.seed)
+                             self.batch, self.seed, steps=self.trial_steps)
 
     def record(self) -> dict[str, Any]:
         """What must agree between runs of one study (stored in each Optuna study)."""
@@ -308,12 +310,14 @@ def _queue(study: optuna.Study, record: dict[str, Any], trials: int) -> None:
 # --- a worker -----------------------------------------------------------------------------------
 
 
-def _sampler(name: str) -> optuna.samplers.BaseSampler:
-    # No fixed seed: workers sharing a study must not draw the same points.
+def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    # Random and TPE take no fixed seed: workers sharing a study must not draw the same
+    # points. QMC's points follow the study's sample count, so one seed gives every worker
+    # (and every rerun) the same sequence of points without repeats.
     if name == "tpe":
         return optuna.samplers.TPESampler()
     if name == "qmc":
-        return optuna.samplers.QMCSampler()
+        return optuna.samplers.QMCSampler(seed=seed)
     return optuna.samplers.RandomSampler()
 
 
@@ -432,7 +436,7 @@ def work(config: StudyConfig, worker: int = 0, say: Any = print) -> int:
     quiet_optuna()
     storage = open_storage(config.storage_url(), config.heartbeat, config.grace)
     studies = {v: optuna.load_study(study_name=study_name(config.name, config.task, v),
-                                    storage=storage, sampler=_sampler(config.sampler),
+                                    storage=storage, sampler=_sampler(config.sampler, config.seed),
                                     pruner=_pruner(config.pruner))
                for v in config.variant_names}
     done = 0
@@ -470,6 +474,9 @@ def _worker_main(config: StudyConfig, worker: int) -> None:
         work(config, worker, lambda text: print(text, flush=True))
     except KeyboardInterrupt:
         pass
+    except ValueError as error:  # bad input found in a trial: one line, not a traceback
+        print(f"[worker {worker}] {error}", flush=True)
+        raise SystemExit(2) from None
 
 
 # --- the whole run ------------------------------------------------------------------------------
@@ -515,22 +522,40 @@ class StudySummary:
         return "\n".join(lines)
 
 
-def summarize(config: StudyConfig) -> StudySummary:
-    """Counts of trials per state and the best validation figure, per variant."""
+def summaries(storage_url: str, name: str) -> list[StudySummary]:
+    """Per task of study ``name``: counts of trials per state and the best validation figure,
+    per variant."""
     quiet_optuna()
-    storage = open_storage(config.storage_url(), config.heartbeat, config.grace)
-    summary = StudySummary(config.name, config.task, config.storage_url(), config.trials)
-    for variant in config.variant_names:
-        study = optuna.load_study(study_name=study_name(config.name, config.task, variant),
-                                  storage=storage)
-        trials = study.get_trials(deepcopy=False)
-        count = {s: sum(t.state == s for t in trials) for s in TrialState}
-        values = [t.value for t in trials if t.state == TrialState.COMPLETE]
-        summary.counts.append(VariantCount(
-            variant, count[TrialState.COMPLETE], count[TrialState.PRUNED],
-            count[TrialState.FAIL], count[TrialState.WAITING], count[TrialState.RUNNING],
-            min(values) if values else None))
-    return summary
+    storage = open_storage(storage_url)
+    found: dict[str, dict[str, optuna.Study]] = {}
+    names = optuna.get_all_study_names(storage)
+    for full in names:
+        parts = full.split("/")
+        if len(parts) == 3 and parts[0] == name:
+            found.setdefault(parts[1], {})[parts[2]] = optuna.load_study(study_name=full,
+                                                                         storage=storage)
+    if not found:
+        known = sorted({n.split("/")[0] for n in names})
+        raise ValueError(f"no study {name!r} in {shown_url(storage_url)}"
+                         + (f"; it holds: {', '.join(known)}" if known else " (it is empty)"))
+    out = []
+    for task, studies in sorted(found.items()):
+        order = sorted(studies, key=lambda v: (v not in VARIANT_NAMES,
+                                               VARIANT_NAMES.index(v) if v in VARIANT_NAMES
+                                               else 0, v))
+        trials = max(int(s.user_attrs.get("lstmlab", {}).get("trials", 0))
+                     for s in studies.values())
+        summary = StudySummary(name, task, storage_url, trials)
+        for variant in order:
+            listed = studies[variant].get_trials(deepcopy=False)
+            count = {s: sum(t.state == s for t in listed) for s in TrialState}
+            values = [t.value for t in listed if t.state == TrialState.COMPLETE]
+            summary.counts.append(VariantCount(
+                variant, count[TrialState.COMPLETE], count[TrialState.PRUNED],
+                count[TrialState.FAIL], count[TrialState.WAITING], count[TrialState.RUNNING],
+                min(values) if values else None))
+        out.append(summary)
+    return out
 
 
 def run_study(config: StudyConfig, say: Any = print) -> StudySummary:
@@ -556,8 +581,10 @@ def run_study(config: StudyConfig, say: Any = print) -> StudySummary:
             raise
         failed = [k for k, p in enumerate(processes) if p.exitcode != 0]
         if failed:
-            raise RuntimeError(f"worker(s) {', '.join(map(str, failed))} stopped with an error "
+            raise ValueError(f"worker(s) {', '.join(map(str, failed))} stopped with an error "
                                "(see above); rerun the same command to continue the study")
-    summary = summarize(config)
+    summary = next(s for s in summaries(config.storage_url(), config.name)
+                   if s.task == config.task)
+    summary.counts = [c for c in summary.counts if c.variant in config.variant_names]
     summary.seconds = time.perf_counter() - start
     return summary

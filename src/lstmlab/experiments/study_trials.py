@@ -79,6 +79,8 @@ class TrialSettings:
         batch: sequences per update (None: 1 for jsb, Greff's per-sequence updates; the task's
             own default elsewhere).
         seed: initialisation and data order of every trial.
+        steps: a budget of updates per trial besides the minutes (a fixed amount of work,
+            e.g. to time workers against each other); None: the minutes alone.
     """
 
     task: str
@@ -89,6 +91,7 @@ class TrialSettings:
     batch: int | None = None
     seed: int = 0
     device: str | None = None
+    steps: int | None = None
 
     def __post_init__(self) -> None:
         check_task(self.task)
@@ -107,7 +110,7 @@ class TrialSettings:
     def record(self) -> dict[str, Any]:
         """The settings as stored with a study (JSON)."""
         return {k: getattr(self, k) for k in ("task", "minutes", "patience", "data", "lag",
-                                               "batch", "seed")}
+                                               "batch", "seed", "steps")}
 
 
 def _data_path(task: str, data: str | None) -> Path:
@@ -161,7 +164,7 @@ def run_trial(settings: TrialSettings, variant: str, params: dict[str, Any],
     Raises FloatingPointError when training diverges (the study records that)."""
     cell = f"lstm:{variant}"
     quiet = Console(quiet=True)
-    common = dict(minutes=settings.minutes, progress=False, console=quiet,
+    common = dict(minutes=settings.minutes, steps=settings.steps, progress=False, console=quiet,
                   device=settings.device, patience=settings.patience,
                   loop=loop_options(params), on_validation=on_validation)
     hidden, lr = int(params["hidden"]), float(params["lr"])
@@ -224,6 +227,7 @@ def _memory_trial(settings: TrialSettings, cell: str, hidden: int, lr: float,
     task = make_task(name, settings.lag, **options)
     model = build_memory_model(task, cell, hidden, seed=settings.seed)
     config = TrainConfig(optimizer="sgd", lr=lr, max_seconds=settings.minutes * 60,
+                         max_steps=settings.steps,
                          progress=False, device=settings.device, **loop_options(params))
     data = torch.Generator().manual_seed(settings.seed)
     run = fit(model, config, TaskStep(task), fresh_batches(task, settings.batch or 32, data),
