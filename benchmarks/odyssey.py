@@ -24,7 +24,7 @@ import shutil
 import time
 from pathlib import Path
 
-from lm_common import ROOT, RESULTS, data_file
+from lm_common import RESULTS, ROOT, data_file
 from shapes_common import write_result
 
 GREFF_FINDINGS = [
