@@ -26,6 +26,7 @@ one of the ``trials`` and stays out of the analysis, which reads COMPLETE trials
 
 from __future__ import annotations
 
+import importlib.util
 import multiprocessing
 import os
 import threading
@@ -200,10 +201,20 @@ def shown_url(url: str) -> str:
 def _driver_hint(url: str, module: str | None) -> str:
     scheme = url.split(":", 1)[0]
     if scheme.startswith("postgresql"):
-        return f"the Python driver {module or 'psycopg2'} (pip install psycopg2-binary)"
+        return (f"the Python driver {module or 'psycopg'} (psycopg or psycopg2: pip install "
+                "psycopg2-binary)")
     if scheme.startswith("mysql"):
         return f"the Python driver {module or 'pymysql'} (pip install pymysql)"
     return f"the Python module {module}" if module else "a SQLAlchemy driver for it"
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means psycopg (3) to SQLAlchemy 2.1; use psycopg2 where only it is
+    installed (lstmlab's study extra installs psycopg2-binary)."""
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None \
+            and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
 
 
 def open_storage(url: str, heartbeat: int = 10, grace: int = 60) -> optuna.storages.RDBStorage:
@@ -222,11 +233,12 @@ def open_storage(url: str, heartbeat: int = 10, grace: int = 60) -> optuna.stora
         else:
             kwargs["pool_pre_ping"] = True
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs,
+            return optuna.storages.RDBStorage(_with_driver(url), engine_kwargs=kwargs,
                                               heartbeat_interval=heartbeat, grace_period=grace,
                                               heartbeat_stale_trial_callback=retry)
-        except ModuleNotFoundError as error:
-            raise ValueError(f"--storage {shown_url(url)}: needs {_driver_hint(url, error.name)}"
+        except ImportError as error:  # Optuna re-raises the driver's ModuleNotFoundError
+            module = getattr(error, "name", None) or getattr(error.__cause__, "name", None)
+            raise ValueError(f"--storage {shown_url(url)}: needs {_driver_hint(url, module)}"
                              ) from None
         except Exception as error:  # sqlalchemy's connection and URL errors
             first = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
