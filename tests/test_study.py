@@ -34,6 +34,13 @@ from lstmlab.experiments.study_report import build_report
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
+@pytest.fixture(autouse=True)
+def plain_fused_loop(monkeypatch):
+    """The PyTorch fused loop, not the C++ one: no extension to build or load in each worker
+    process (the study runs either)."""
+    monkeypatch.setenv("LSTMLAB_COMPILED", "0")
+
+
 def tiny(tmp_path: Path, **changes) -> StudyConfig:
     options = dict(name="tiny", task="adding", lag=12, variants="V,NP", trials=2,
                    trial_minutes=0.5, trial_steps=30, out=str(tmp_path / "study"),

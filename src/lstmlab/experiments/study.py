@@ -438,6 +438,21 @@ def _run_one(storage: optuna.storages.RDBStorage, study: optuna.Study, trial_id:
             f"{outcome.stopped_by}) lr {params['lr']:.2g} hidden {params['hidden']}")
 
 
+def warm_up(variants: tuple[str, ...]) -> None:
+    """Load every variant's kernels (the fused loop is compiled C++, built or loaded on first
+    use: seconds, under load a minute) and the optimiser's imports before any trial, so that
+    no trial's time budget pays for them."""
+    import torch
+
+    from lstmlab.layers import LSTM
+
+    for variant in variants:
+        layer = LSTM(2, 2, variant=variant)
+        out, _ = layer(torch.zeros(2, 1, 2, requires_grad=True))
+        out.sum().backward()
+        torch.optim.SGD(layer.parameters(), lr=0.1, momentum=0.5, nesterov=True).step()
+
+
 def work(config: StudyConfig, worker: int = 0, say: Any = print) -> int:
     """One worker: claim queued trials of the study's variants (the variant with the fewest
     started trials first, so a study stopped early is balanced) until none is left and none is
@@ -445,6 +460,7 @@ def work(config: StudyConfig, worker: int = 0, say: Any = print) -> int:
     import torch
 
     torch.set_num_threads(1)
+    warm_up(config.variant_names)
     quiet_optuna()
     storage = open_storage(config.storage_url(), config.heartbeat, config.grace)
     studies = {v: optuna.load_study(study_name=study_name(config.name, config.task, v),
