@@ -120,9 +120,9 @@ def main() -> None:
     p.add_argument("--speedup", action="store_true",
                    help="measure trials/hour with 1 worker vs 2 instead")
     p.add_argument("--speedup-variants", default="V,NP")
-    p.add_argument("--speedup-trials", type=int, default=4, help="per variant (default 4)")
-    p.add_argument("--speedup-steps", type=int, default=2000,
-                   help="updates per speedup trial (default 2,000)")
+    p.add_argument("--speedup-trials", type=int, default=3, help="per variant (default 3)")
+    p.add_argument("--speedup-steps", type=int, default=1500,
+                   help="updates per speedup trial (default 1,500)")
     args = p.parse_args()
     args.data = data_file("jsb_chorales", "jsb_chorales.json")
     speedup(args) if args.speedup else full(args)

@@ -228,3 +228,40 @@ def test_two_workers_share_a_study_through_postgresql(tmp_path, postgres):
     summary = run_study(config, say=lambda text: None)
     assert summary.finished
     assert_complete_once(config)
+
+
+# --- the training hooks the study trains with ---------------------------------------------------
+
+
+def test_input_noise_nesterov_and_patience():
+    import torch
+
+    from lstmlab.experiments.supervised import fit
+    from lstmlab.tasks.batch import Batch
+    from lstmlab.train.loop import StepOutput, TrainConfig
+
+    seen = []
+
+    def step(model, batch):
+        seen.append(batch.inputs.clone())
+        return StepOutput((model(batch.inputs) ** 2).mean(), batch.batch_size)
+
+    def batches():
+        while True:
+            yield Batch(torch.zeros(3, 2, 4), torch.zeros(3, 2))
+
+    model = torch.nn.Linear(4, 1)
+    config = TrainConfig(optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, input_noise=0.5,
+                         max_steps=50, progress=False)
+    worse = iter(range(100))  # every validation worse than the first
+    run = fit(model, config, step, batches(), error=lambda m: next(worse), eval_every=2,
+              patience=3)
+    assert run.train.stopped_by == "callback" and run.train.state.step == 8  # 1 + 3 checks
+    noise = torch.cat(seen)
+    assert 0.4 < float(noise.std()) < 0.6  # the clean inputs were zeros
+    seen.clear()
+    fit(torch.nn.Linear(4, 1), TrainConfig(max_steps=2, progress=False), step, batches(),
+        error=lambda m: 1.0, eval_every=1)
+    assert all(float(x.abs().max()) == 0 for x in seen)  # no noise unless asked
+    with pytest.raises(ValueError, match="nesterov needs optimizer 'sgd' and a momentum"):
+        TrainConfig(optimizer="sgd", nesterov=True)

@@ -329,7 +329,9 @@ def _sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler()
     if name == "qmc":
-        return optuna.samplers.QMCSampler(seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(seed=seed)
     return optuna.samplers.RandomSampler()
 
 
