@@ -116,7 +116,7 @@ def _stored_study(tmp_path: Path) -> str:
     space = {"lr": FloatDistribution(1e-6, 1e-2, log=True),
              "hidden": IntDistribution(20, 200, log=True)}
     record = {"space": {}, "settings": {"task": "adding"}, "trials": 12,
-              "figure": "test task loss"}
+              "figure": "task loss"}
     for variant, offset in (("V", 0.0), ("NFG", 1.0), ("NP", 0.0)):
         study = optuna.create_study(study_name=f"stored/adding/{variant}", storage=storage)
         study.set_user_attr("lstmlab", record)

@@ -264,14 +264,13 @@ def analyse_task(task: str, record: dict[str, Any], studies: dict[str, optuna.St
                         None if inter is None else inter[0])
     report.findings = findings(report)
 
-    blocks: list[tuple] = [("h2", f"Task {task}: {figure}")]
+    blocks: list[tuple] = [("h2", f"Task {task}: {figure}, lower is better")]
     blocks.append(("p", "Trials completed per variant: "
                         + ", ".join(f"{v} {n}" for v, n in trials.items())
                         + f". Settings: {json.dumps(record.get('settings', {}))}."))
     if best:
-        png = variant_boxes(best, out / f"{task}_boxes.png", ylabel=figure,
-                            title=f"{task}: best {best_fraction:.0%} of trials (at least "
-                                  f"{min_best}) per variant", marks=marks)
+        png = variant_boxes(best, out / f"{task}_boxes.png", ylabel=f"test {figure}",
+                            title=f"{task}: best trials (Fig. 3)", marks=marks)
         blocks.append(("img", png.name, "box plots per variant (Greff Fig. 3)"))
         rows = [[v, str(len(best[v])), f"{np.mean(best[v]):.4g}", f"{np.std(best[v]):.3g}",
                  f"{tests[v]['p']:.3g}" if v in tests else "-", marks.get(v, "")]

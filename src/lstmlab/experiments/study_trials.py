@@ -36,13 +36,13 @@ NAMED_TASKS = ("jsb", "tinyshakespeare", "ewt")
 """The study's tasks besides the memory games (any name ``parse_task`` takes: "adding", "6a")."""
 
 FIGURES = {
-    "jsb": "test frame NLL (nats)",
-    "tinyshakespeare": "valid nats per char",
-    "ewt": "test token error (%)",
-    "memory": "test task loss",
+    "jsb": "frame NLL (nats)",
+    "tinyshakespeare": "nats per char",
+    "ewt": "token error (%)",
+    "memory": "task loss",
 }
-"""What each task's figure measures (lower is better). Tiny Shakespeare has no test split, so
-its validation text stands in for it."""
+"""What each task's figure measures (lower is better), on validation (the objective) and on
+test. Tiny Shakespeare has no test split: its validation text stands in for it."""
 
 TOKEN_TASKS = ("tinyshakespeare", "ewt")
 """Tasks whose inputs are token ids: Gaussian input noise has no meaning there."""
