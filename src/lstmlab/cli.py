@@ -10,6 +10,7 @@
     lstmlab translate train|eval|predict, lstmlab translate DIR [TEXT ...]
     lstmlab caption train|eval|describe
     lstmlab detect train|eval|show
+    lstmlab study run|report|status
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from lstmlab.commands import detect as detect_commands
 from lstmlab.commands import export as export_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
+from lstmlab.commands import study as study_commands
 from lstmlab.commands import tag as tag_commands
 from lstmlab.commands import translate as translate_commands
 
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate_commands.add_commands(commands)
     caption_commands.add_commands(commands)
     detect_commands.add_commands(commands)
+    study_commands.add_commands(commands)
     return parser
 
 

@@ -19,7 +19,7 @@ atomically (see ``lstmlab.train.checkpoint``):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from lstmlab.tasks.text import (
 from lstmlab.train import (
     Callback,
     CheckpointError,
+    EarlyStopping,
     StepOutput,
     TensorBoard,
     TrainConfig,
@@ -371,7 +372,10 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
                          eval_every: int | None = None, eval_tokens: int | None = None,
                          eval_batch: int = 16, tensorboard: bool = False,
                          progress: bool = True, console: Console | None = None,
-                         device: str | None = None, **options: Any) -> LMTrainResult:
+                         device: str | None = None, patience: int | None = None,
+                         loop: dict[str, Any] | None = None,
+                         on_validation: Callable[[int, float], None] | None = None,
+                         **options: Any) -> LMTrainResult:
     """Train a language model on a text (None: the shipped Tiny Shakespeare).
 
     Args:
@@ -391,6 +395,9 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         tensorboard: write TensorBoard events to ``out/tensorboard``.
         progress, console: rich progress display and where to print (rank 0 only).
         device: "cpu" (None) or "cuda" (under torchrun: each process's own GPU).
+        patience: stop after that many validations without a new best (None: never early).
+        loop: further ``TrainConfig`` fields (momentum, nesterov, ...).
+        on_validation: called with (step, nats) after each validation (may raise to stop).
         **options: the fields of ``LMConfig`` (level, cell, layers, hidden, ..., seed); on a
             resumed run, None or absent means "as before".
 
@@ -465,7 +472,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
         decay_every=max(1, round(config.decay_every * spe)) if decay else None,
         max_steps=min(max_steps) if max_steps else None,
         max_seconds=None if minutes is None else minutes * 60,
-        log_every=max(1, min(20, spe)), progress=progress, device=device, nonfinite="backoff")
+        log_every=max(1, min(20, spe)), progress=progress, device=device, nonfinite="backoff",
+        **(loop or {}))
     trainer = Trainer(model, train_config, console=console)
     if not trainer.world.is_main:  # only rank 0 prints
         console = Console(quiet=True)
@@ -512,6 +520,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
             board.scalar("valid/loss_nats", nats, s.step)
             board.scalar("valid/bits_per_char" if char_like else "valid/perplexity",
                          nats / LN2 if char_like else math.exp(min(nats, 50)), s.step)
+        if on_validation is not None:
+            on_validation(s.step, nats)
 
     def meta(**extra: Any) -> dict[str, Any]:
         return _lm_meta(model, vocab, config, source_path, corpus.name, budget=budget, **extra)
@@ -522,6 +532,8 @@ def train_language_model(source: str | Path | None = None, *, out: str | Path | 
     checkpoints = LMCheckpoints(out_dir, meta, stream, step, validation)
     validation.on_best = checkpoints.save_best
     callbacks: list[Callback] = [validation, checkpoints] + ([board] if board else [])
+    if patience is not None:
+        callbacks.append(EarlyStopping(validation, patience))
 
     run_start = (trainer.state.tokens, trainer.state.seconds)
     try:

@@ -13,7 +13,7 @@ frame is input only), with the best-validation weights.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +158,8 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
                 minutes: float | None = None, epochs: float | None = None,
                 steps: int | None = None, eval_every: int | None = None, progress: bool = True,
                 console: Console | None = None, device: str | None = None,
+                patience: int | None = None, loop: dict[str, Any] | None = None,
+                on_validation: Callable[[int, float], None] | None = None,
                 **options: Any) -> MusicResult:
     """Train a next-frame model on the "train" split of a music file (``lstmlab.tasks.music``).
 
@@ -165,7 +167,10 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     else a held-out ``valid_fraction`` of the training pieces. Test: the file's "test" split or
     ``test``'s, scored with the best weights at the end. ``out``, budgets (none: 10 epochs),
     ``eval_every`` (default one epoch), ``progress``, ``console`` and ``device`` as for the
-    other heads; ``options`` are the fields of ``MusicConfig``.
+    other heads; ``patience``: stop after that many validations without a new best; ``loop``:
+    further ``TrainConfig`` fields (momentum, input_noise, ...); ``on_validation(step,
+    nll)`` hears each validation (``fit``); ``options`` are the fields of
+    ``MusicConfig``.
     """
     console = console or Console(stderr=True)
     config = MusicConfig(**options)
@@ -190,7 +195,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     model = MusicModel(KEYS, config.cell, config.hidden, config.layers, config.dropout)
     spe = steps_per_epoch(len(train_pieces), config.batch)
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
-                        progress=progress, device=device)
+                        progress=progress, device=device, loop=loop)
     console.print(f"model: {model.cell} {config.layers}x{config.hidden}, "
                   f"{sum(p.numel() for p in model.parameters()):,} parameters; "
                   f"{spe:,} steps per epoch")
@@ -210,7 +215,8 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
     run = fit(model, loop, MusicStep(), batches,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
-              description=f"music {model.cell}")
+              description=f"music {model.cell}", patience=patience,
+              on_validation=on_validation)
     test_nll = test_frames = None
     if test_pieces is not None and run.train.state.step > 0:
         test_nll, test_frames = pieces_nll(model, [p.roll for p in test_pieces])

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 from lstmlab.io import CheckpointError
 from lstmlab.models.registry import load_saved, save
 from lstmlab.tasks.batch import Batch
-from lstmlab.train import EarlyStopping, TrainConfig, Trainer, TrainResult, Validation
+from lstmlab.train import TrainConfig, Trainer, TrainResult, Validation
+from lstmlab.train.callbacks import Callback, EarlyStopping
 from lstmlab.train.loop import Step
 
 
@@ -52,9 +53,11 @@ def check_settings(settings: Any, positive: Sequence[str] = (),
 
 def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None = None,
                  epochs: float | None = None, steps: int | None = None,
-                 progress: bool = True, device: str | None = None) -> TrainConfig:
+                 progress: bool = True, device: str | None = None,
+                 loop: dict[str, Any] | None = None) -> TrainConfig:
     """The loop's settings from a head's configuration (fields optimizer, lr, weight_decay,
-    clip) and the budgets; none given means 10 epochs."""
+    clip) and the budgets; none given means 10 epochs. ``loop``: further ``TrainConfig``
+    fields (e.g. momentum, nesterov, input_noise: how the variant study trains)."""
     if minutes is None and epochs is None and steps is None:
         epochs = 10
     limits = [s for s in (steps, None if epochs is None
@@ -64,7 +67,7 @@ def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None =
                        max_steps=min(limits) if limits else None,
                        max_seconds=None if minutes is None else minutes * 60,
                        log_every=max(1, min(20, steps_per_epoch)), progress=progress,
-                       device=device)
+                       device=device, **(loop or {}))
 
 
 def bucketed_batches(items: Sequence[Any], lengths: Sequence[int], batch_size: int,
@@ -121,12 +124,14 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         save: Callable[[nn.Module], None] | None = None,
         report: Callable[[Trainer, float, bool], None] | None = None,
         console: Console | None = None, description: str = "training",
-        patience: int | None = None) -> FitResult:
+        patience: int | None = None,
+        on_validation: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
-    ``error(model)`` (lower is better). The best weights are kept in memory (and written by
-    ``save`` on rank 0 when given) and put back into ``model`` at the end, so ``model`` leaves
-    with its best-validation weights. ``patience``: stop after that many validations without a
-    new best (``EarlyStopping``)."""
+    ``error(model)`` (lower is better); with ``patience``, stop early after that many
+    validations without a new best. ``on_validation(step, value)`` hears every validation (it
+    may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
+    written by ``save`` on rank 0 when given) and put back into ``model`` at the end, so
+    ``model`` leaves with its best-validation weights."""
     trainer = Trainer(model, config, console=console)
     best_state: dict[str, Tensor] = {}
 
@@ -144,8 +149,16 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         finally:
             model.train(was_training)
 
-    validation = Validation(evaluate, eval_every, on_best=on_best, on_result=report)
-    callbacks = [validation] + ([EarlyStopping(validation, patience)] if patience else [])
+    def on_result(trainer: Trainer, value: float, improved: bool) -> None:
+        if report is not None:
+            report(trainer, value, improved)
+        if on_validation is not None:
+            on_validation(trainer.state.step, value)
+
+    validation = Validation(evaluate, eval_every, on_best=on_best, on_result=on_result)
+    callbacks: list[Callback] = [validation]
+    if patience is not None:
+        callbacks.append(EarlyStopping(validation, patience))
     result = trainer.run(step, batches, callbacks, description=description)
     if best_state:
         trainer.model.load_state_dict(best_state)

@@ -12,7 +12,7 @@ of the best validation token accuracy, which the run directory holds and the tes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,8 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
                  minutes: float | None = None, epochs: float | None = None,
                  steps: int | None = None, eval_every: int | None = None, progress: bool = True,
                  console: Console | None = None, device: str | None = None,
+                 patience: int | None = None, loop: dict[str, Any] | None = None,
+                 on_validation: Callable[[int, float], None] | None = None,
                  **options: Any) -> TagResult:
     """Train a sequence tagger on a tagged file.
 
@@ -255,6 +257,9 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
         minutes / epochs / steps: budgets, the first reached stops (none: 10 epochs).
         eval_every: steps between validations (default: one epoch).
         progress, console, device: the progress bar, where to print, "cpu" or "cuda".
+        patience: stop after that many validations without a new best (None: never early).
+        loop: further ``TrainConfig`` fields (momentum, nesterov, ...).
+        on_validation: called with (step, validation error) after each validation (``fit``).
         **options: the fields of ``TagConfig``.
     """
     console = console or Console(stderr=True)
@@ -286,7 +291,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     model = build_model(config, vocab, len(tags))
     spe = steps_per_epoch(len(train_items), config.batch)
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
-                        progress=progress, device=device)
+                        progress=progress, device=device, loop=loop)
     console.print(f"vocabulary: {vocab.summary()}; {len(tags)} tags\n"
                   f"model: {model.cell} {config.layers}x{config.hidden}"
                   f"{' bidirectional' if config.bidirectional else ''}"
@@ -314,7 +319,8 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"tag {model.cell}")
+              description=f"tag {model.cell}", patience=patience,
+              on_validation=on_validation)
     test_scores = None
     if test_data is not None and run.train.state.step > 0:
         test_scores = score(model, vocab, tags, test_data.sentences, str(test)).to_dict()

@@ -26,7 +26,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -54,8 +54,9 @@ class TrainConfig:
     """How to train. Budgets may be combined; the first one reached stops the run.
 
     Attributes:
-        optimizer: "adam" (default), "adamw", "sgd" (with ``momentum``), or "online": plain SGD
-            with no momentum, meant for batch size 1 as in the 1997 LSTM paper.
+        optimizer: "adam" (default), "adamw", "sgd" (with ``momentum``, Nesterov's if
+            ``nesterov``), or "online": plain SGD with no momentum, meant for batch size 1 as
+            in the 1997 LSTM paper.
         lr: learning rate. clip: maximum global gradient norm (None: no clipping).
         schedule: "constant", "cosine" (to 0 over ``max_steps``), "exponential" (lr times
             ``gamma`` every step), or "step" (lr times ``gamma`` every ``decay_every`` steps
@@ -66,6 +67,8 @@ class TrainConfig:
         log_every: steps between history points (learning curves) and progress updates.
         progress: show a progress bar (rank 0 only).
         device: "cpu", "cuda" or "cuda:N" for the model and batches (None: cpu).
+        input_noise: the standard deviation of Gaussian noise added to float inputs of every
+            training batch (Greff et al. 2015's regulariser; 0: none). Token ids get none.
         nonfinite: what a non-finite loss or gradient does: "raise" (a FloatingPointError) or
             "backoff" (skip the step, undo the update before it, restart the optimiser's
             moments and halve the learning rate, up to ``max_backoffs`` times in a row, then
@@ -75,6 +78,7 @@ class TrainConfig:
     optimizer: str = "adam"
     lr: float = 1e-3
     momentum: float = 0.0
+    nesterov: bool = False
     weight_decay: float = 0.0
     clip: float | None = 1.0
     schedule: str = "constant"
@@ -88,6 +92,7 @@ class TrainConfig:
     log_every: int = 20
     progress: bool = True
     device: str | None = None
+    input_noise: float = 0.0
     nonfinite: str = "raise"
     max_backoffs: int = 8
 
@@ -100,6 +105,12 @@ class TrainConfig:
                              f"{self.schedule!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if self.nesterov and not (self.optimizer == "sgd" and self.momentum > 0):
+            raise ValueError("nesterov needs optimizer 'sgd' and a momentum > 0")
+        if not self.input_noise >= 0:
+            raise ValueError(f"input_noise must be >= 0, got {self.input_noise}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip must be positive or None, got {self.clip}")
         for name in ("max_sequences", "max_steps", "max_seconds"):
@@ -166,7 +177,7 @@ def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "online":
         return torch.optim.SGD(params, lr=config.lr)
     return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                           weight_decay=config.weight_decay)
+                           nesterov=config.nesterov, weight_decay=config.weight_decay)
 
 
 def make_schedule(optimizer: torch.optim.Optimizer,
@@ -288,6 +299,9 @@ class Trainer:
                     batch = batch.to(self.device)
                     if world.distributed:
                         batch = batch.shard(world.rank, world.size)
+                    if self.config.input_noise > 0 and batch.inputs.is_floating_point():
+                        batch = replace(batch, inputs=batch.inputs + self.config.input_noise
+                                        * torch.randn_like(batch.inputs))
                     out = step(self.wrapped, batch)
                     loss = out.loss
                     if world.distributed:  # DDP averages gradients: weigh each rank's share
