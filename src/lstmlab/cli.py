@@ -6,6 +6,7 @@
     lstmlab classify train|eval|predict
     lstmlab tag train|eval|predict
     lstmlab music train|eval|generate
+    lstmlab web [--port 8000]         the web lab in a browser
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from lstmlab.commands import classify as classify_commands
 from lstmlab.commands import lm, memory
 from lstmlab.commands import music as music_commands
 from lstmlab.commands import tag as tag_commands
+from lstmlab.commands import web as web_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify_commands.add_commands(commands)
     tag_commands.add_commands(commands)
     music_commands.add_commands(commands)
+    web_commands.add_commands(commands)
     return parser
 
 
