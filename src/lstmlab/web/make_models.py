@@ -197,7 +197,7 @@ def make_lm(run: str | Path, out: Path = MODELS / "lm", top: int = 3, log=print)
     result = inspect(run, out=None, top=top)
     if out.exists():
         shutil.rmtree(out)
-    to_web(loaded.model, out)
+    to_web(loaded.path, out)
     (out / "cells.json").write_text(json.dumps(
         {"tokens_read": result.tokens, "shown": result.shown,
          "findings": [{"feature": f.feature, "cell": f.cell, "layer": f.layer, "unit": f.unit,
