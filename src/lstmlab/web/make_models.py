@@ -152,11 +152,21 @@ def python_plays(net: torch.nn.Module, task: MemoryTask, batch: Batch) -> list[b
     return [bool(c) for c in correct]
 
 
+def export(net_or_run, folder: Path) -> None:
+    """``to_web`` into ``folder`` (replaced), less the runtime's copies: the site serves one
+    runtime for every model, at /runtime/."""
+    from lstmlab.export.web import to_web
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    to_web(net_or_run, folder)
+    for name in ("lstmlab.js", "train.js"):
+        (folder / name).unlink(missing_ok=True)
+
+
 def make_games(games: list[str], minutes: float, out: Path = MODELS / "games",
                log=print) -> None:
     """Train, export and write the deck for ``games`` (others already in deck.json are kept)."""
-    from lstmlab.export.web import to_web
-
     out.mkdir(parents=True, exist_ok=True)
     deck_path = out / "deck.json"
     deck = json.loads(deck_path.read_text()) if deck_path.exists() else {"games": {}}
@@ -170,9 +180,7 @@ def make_games(games: list[str], minutes: float, out: Path = MODELS / "games",
         for cell in CELLS:
             net, held_out, seconds = train_game_network(game, cell, lags, minutes, log=log)
             folder = out / f"{game}-{cell}"
-            if folder.exists():
-                shutil.rmtree(folder)
-            to_web(net, folder)
+            export(net, folder)
             entry["networks"][cell] = {
                 "folder": folder.name, "hidden": HIDDEN, "seconds": round(seconds, 1),
                 "held_out": {str(k): v for k, v in held_out.items()},
@@ -191,13 +199,10 @@ def make_lm(run: str | Path, out: Path = MODELS / "lm", top: int = 3, log=print)
     """Export the language model of run directory ``run`` and its interpretable cells."""
     from lstmlab.experiments.lm_eval import load_language_model
     from lstmlab.experiments.lm_inspect import inspect
-    from lstmlab.export.web import to_web
 
     loaded = load_language_model(run)
     result = inspect(run, out=None, top=top)
-    if out.exists():
-        shutil.rmtree(out)
-    to_web(loaded.path, out)
+    export(loaded.path, out)
     (out / "cells.json").write_text(json.dumps(
         {"tokens_read": result.tokens, "shown": result.shown,
          "findings": [{"feature": f.feature, "cell": f.cell, "layer": f.layer, "unit": f.unit,

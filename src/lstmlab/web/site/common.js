@@ -41,21 +41,21 @@ export function shade(v) {
 
 /**
  * Draw rows (R arrays of T values) as an R x T grid of cells on canvas; only the first `upto`
- * columns are filled (step-by-step playback). opts: {cell: px, paint: value -> colour,
- * marker: column to outline}.
+ * columns are filled (step-by-step playback). opts: {cell: column width px, row: row height
+ * px, paint: value -> colour, marker: column to outline}.
  */
-export function drawHeatmap(canvas, rows, { cell = 6, paint = shade, upto = Infinity,
+export function drawHeatmap(canvas, rows, { cell = 6, row = 5, paint = shade, upto = Infinity,
   marker = -1 } = {}) {
   const R = rows.length, T = R ? rows[0].length : 0;
   canvas.width = Math.max(1, T * cell);
-  canvas.height = Math.max(1, R * cell);
+  canvas.height = Math.max(1, R * row);
   const g = canvas.getContext("2d");
   g.fillStyle = "#f4f4f4";
   g.fillRect(0, 0, canvas.width, canvas.height);
   for (let t = 0; t < Math.min(T, upto); t++) {
     for (let r = 0; r < R; r++) {
       g.fillStyle = paint(rows[r][t]);
-      g.fillRect(t * cell, r * cell, cell, cell);
+      g.fillRect(t * cell, r * row, cell, row);
     }
   }
   if (marker >= 0 && marker < T) {

@@ -171,7 +171,7 @@ async function drawGates(name, g, seq, speed) {
     c: transpose(steps.c).map((r) => r.map(Math.tanh)) };
   $("hidden-size").textContent = rows.i.length;
   const T = seq.steps.length;
-  const cell = Math.max(3, Math.min(12, Math.floor(520 / T)));
+  const cell = Math.max(3, Math.min(24, Math.floor(500 / T)));
   clearInterval(gateTimer);
   let t = 0;
   const frame = () => {

@@ -43,8 +43,10 @@ function drawBars() {
     `<div class="bar" style="width:${(100 * p).toFixed(1)}%"></div><span>${(100 * p).toFixed(1)}%</span>`).join("");
 }
 
+function firstLayer() { return Object.values(lab.model.manifest.layers)[0]; }
+
 function cellValue(t, index) {
-  const hidden = lab.model.manifest.layers[0].hidden_size;
+  const hidden = firstLayer().hidden_size;
   const layer = Math.floor(index / hidden), unit = index % hidden;
   return Math.tanh(trace[layer].forward.c[t][unit]);
 }
@@ -85,8 +87,8 @@ function schedule() {
 }
 
 function fillCells() {
-  const hidden = lab.model.manifest.layers[0].hidden_size;
-  const layers = lab.model.manifest.layers[0].num_layers;
+  const hidden = firstLayer().hidden_size;
+  const layers = firstLayer().num_layers;
   const seen = new Set();
   const options = [];
   for (const f of cells.findings) {
@@ -131,7 +133,7 @@ async function main() {
   [lab.model, cells] = await Promise.all([load("models/lm/manifest.json"), getJSON("models/lm/cells.json")]);
   lab.vocabulary = vocabularyOf(lab.model);
   lab.index = new Map(lab.vocabulary.map((token, k) => [token, k]));
-  const layer = lab.model.manifest.layers[0];
+  const layer = firstLayer();
   $("about").textContent = `A character-level ${layer.num_layers} x ${layer.hidden_size} ` +
     `${layer.cell.toUpperCase()} trained on Tiny Shakespeare (${lab.vocabulary.length} characters).`;
   fillCells();
