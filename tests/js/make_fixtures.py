@@ -197,29 +197,38 @@ def _words_expected(model: nn.Module, vocab: WordVocabulary, text: str) -> dict:
 def gradient_fixtures(root: Path) -> None:
     """A tiny network in train.js's layout, a fixed sequence, the loss and every gradient.
 
-    The network: a layer (lstm of a variant, or rnn) of H units over one-hot inputs, then a
-    sigmoid read-out o_t = sigmoid(V y_t + b); the loss is the binary cross-entropy summed over
-    the outputs and scored steps, divided by the number of sequences (here 1)."""
+    The network: a layer (lstm of a variant, gru or rnn) of H units over one-hot inputs, then a
+    read-out o_t = sigmoid(V y_t + b) (or softmax); the loss is the binary cross-entropy of each
+    unit (or the cross-entropy of the softmax) summed over the outputs and the scored steps."""
     cases = {"grad_lstm_V": "lstm:V", "grad_lstm_NP": "lstm:NP", "grad_lstm_CIFG": "lstm:CIFG",
              "grad_lstm_NFG+NOG": "lstm:NFG+NOG", "grad_lstm_FGR": "lstm:FGR",
-             "grad_lstm_NIG+NIAF+NOAF": "lstm:NIG+NIAF+NOAF", "grad_rnn": "rnn",
-             "grad_gru": "gru"}
+             "grad_lstm_CIFG+FGR": "lstm:CIFG+FGR", "grad_lstm_NIG+NIAF+NOAF": "lstm:NIG+NIAF+NOAF",
+             "grad_rnn": "rnn", "grad_rnn_relu": "rnn:relu", "grad_gru": "gru",
+             "grad_lstm_V_softmax": "lstm:V"}
     inputs, outputs, steps, hidden = 4, 2, 6, 3
     for seed, (name, cell) in enumerate(cases.items()):
+        softmax = name.endswith("_softmax")
         torch.manual_seed(200 + seed)
         model = SequenceModel(cell, inputs, outputs, hidden_size=hidden).to(torch.float64)
         _perturb(model, 200 + seed)
         symbols = torch.randint(0, inputs, (steps,))
         x = nn.functional.one_hot(symbols, inputs).to(torch.float64).unsqueeze(1)
-        target = (torch.rand(steps, 1, outputs) < 0.5).to(torch.float64)
         mask = torch.tensor([0, 1, 0, 1, 1, 1], dtype=torch.float64).view(steps, 1, 1)
         logits = model(x)
-        loss = (nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-                * mask).sum()
+        if softmax:  # cross-entropy against one-hot targets
+            target = nn.functional.one_hot(torch.randint(0, outputs, (steps, 1)), outputs)
+            target = target.to(torch.float64)
+            loss = -(target * torch.log_softmax(logits, dim=2) * mask).sum()
+        else:  # binary cross-entropy of each sigmoid unit
+            target = (torch.rand(steps, 1, outputs) < 0.5).to(torch.float64)
+            loss = (nn.functional.binary_cross_entropy_with_logits(logits, target,
+                                                                   reduction="none")
+                    * mask).sum()
         loss.backward()
         params = {k: _list(p) for k, p in model.named_parameters()}
         grads = {k: _list(p.grad) for k, p in model.named_parameters()}
-        fixture = {"cell": cell, "inputs": inputs, "outputs": outputs, "hidden": hidden,
+        fixture = {"cell": cell, "readout": "softmax" if softmax else "sigmoid",
+                   "inputs": inputs, "outputs": outputs, "hidden": hidden,
                    "symbols": symbols.tolist(), "targets": _list(target[:, 0]),
                    "mask": [int(m) for m in mask.view(-1).tolist()], "params": params,
                    "loss": float(loss.detach()), "grads": grads}

@@ -143,3 +143,16 @@ test("sample draws from softmax(logits / temperature), top-k kept", () => {
   assert.ok(counts[1] > 2 * counts[0] && counts[1] < 4 * counts[0], `${counts}`);
   assert.equal(sample([1, 5, 2], { topK: 1, random }), 1);
 });
+
+test("variantSpec gives lstmlab's switches for every variant name", async () => {
+  const { variantSpec } = await import("../../src/lstmlab/export/js/lstmlab.js");
+  let checked = 0;
+  for (const name of folders.filter((n) => n.startsWith("lstm_"))) {
+    const desc = JSON.parse(readFileSync(join(fixtures, name, "manifest.json"))).layers.recurrent;
+    assert.deepEqual(variantSpec(desc.variant), desc.spec, desc.variant);
+    checked++;
+  }
+  assert.ok(checked >= 13);
+  assert.throws(() => variantSpec("XYZ"), /unknown LSTM variant "XYZ"/);
+  assert.throws(() => variantSpec("CIFG+NIG"), /CIFG needs the input gate/);
+});

@@ -39,6 +39,8 @@
  *   ({ logits, state } = model.step(next, state));
  *   model.encode(text) -> ids, model.decode(ids) -> text   (text kinds)
  *
+ * variantSpec("NFG+NP") gives a variant's switches; lstmGates(spec) its weight blocks.
+ *
  * fromBuffer(manifest, arrayBuffer) builds the same model from a manifest object and the
  * weights' bytes already in hand. load() and fromBuffer() check the manifest against the
  * weights: each tensor's shape, length and byte range, and the file's size; an error names
@@ -170,6 +172,33 @@ export function lstmGates(spec) {
 
 const SWITCHES = ["input_gate", "forget_gate", "output_gate", "peepholes", "input_activation",
   "output_activation", "coupled", "gate_recurrence"];
+
+// Greff's names of the switches, as lstmlab.cells._SWITCHES: a name flips one field of V.
+const NAMED = {
+  NIG: ["input_gate", false], NFG: ["forget_gate", false], NOG: ["output_gate", false],
+  NP: ["peepholes", false], NIAF: ["input_activation", false],
+  NOAF: ["output_activation", false], CIFG: ["coupled", true], FGR: ["gate_recurrence", true],
+};
+
+/** The LSTM switches of a variant name ("V", "NP", "CIFG", "NFG+NP", ...), as lstm_spec. */
+export function variantSpec(name) {
+  const spec = { input_gate: true, forget_gate: true, output_gate: true, peepholes: true,
+    input_activation: true, output_activation: true, coupled: false, gate_recurrence: false };
+  for (const part of String(name).toUpperCase().replace(/\s+/g, "").split("+")) {
+    if (part === "V") continue;
+    if (!(part in NAMED)) {
+      throw new Error(`lstmlab.js: unknown LSTM variant ${JSON.stringify(part)}; valid names: ` +
+        `V, ${Object.keys(NAMED).join(", ")} (combine with '+', e.g. NFG+NP)`);
+    }
+    spec[NAMED[part][0]] = NAMED[part][1];
+  }
+  if (spec.coupled && !spec.input_gate) throw new Error("lstmlab.js: CIFG needs the input gate");
+  if (spec.coupled && !spec.forget_gate) throw new Error("lstmlab.js: CIFG cannot go with NFG");
+  if (spec.gate_recurrence && lstmGates(spec).length === 1) {
+    throw new Error("lstmlab.js: FGR needs at least one learned gate");
+  }
+  return spec;
+}
 
 /** The shape of every tensor a recurrent layer needs, by full name. */
 function layerShapes(layer) {
