@@ -7,6 +7,8 @@
  * {sequences, seconds} | null, maxFrameGap (ms), running}.
  */
 
+import { TRAINER_DEFAULTS } from "./runtime/train.js";
+
 const $ = (id) => document.getElementById(id);
 const lab = { points: [], solved: null, maxFrameGap: 0, running: false, worker: null };
 window.trainLab = lab;
@@ -18,7 +20,7 @@ function drawChart() {
   g.font = "12px system-ui";
   g.fillStyle = "#5b6672";
   g.strokeStyle = "#d9dde2";
-  const maxX = Math.max(2000, ...lab.points.map((p) => p.sequences));
+  const maxX = Math.max(2000, lab.points.length ? lab.points[lab.points.length - 1].sequences : 0);
   const x = (s) => left + (W - left - right) * s / maxX;
   const y = (r) => top + (H - top - bottom) * (1 - r);
   for (const r of [0, 0.25, 0.5, 0.75, 0.95, 1]) {
@@ -42,7 +44,8 @@ function setRunning(running) {
   lab.running = running;
   $("start").disabled = running;
   $("stop").disabled = !running;
-  for (const id of ["cell", "variant", "hidden", "lr", "seed"]) $(id).disabled = running;
+  for (const id of ["cell", "variant", "task", "hidden", "lr", "seed"]) $(id).disabled = running;
+  $("variant").disabled = running || $("cell").value !== "lstm";
 }
 
 function stop(message) {
@@ -68,8 +71,8 @@ function start() {
   lab.solved = null;
   lab.maxFrameGap = 0;
   lastFrame = 0;
-  const config = { cell: $("cell").value, variant: $("variant").value, hidden: Number($("hidden").value),
-    lr: Number($("lr").value), seed: Number($("seed").value) };
+  const config = { cell: $("cell").value, variant: $("variant").value, task: $("task").value,
+    hidden: Number($("hidden").value), lr: Number($("lr").value), seed: Number($("seed").value) };
   lab.worker = new Worker(new URL("./train-worker.js", import.meta.url), { type: "module" });
   lab.worker.onmessage = ({ data }) => {
     if (data.type === "progress") {
@@ -81,7 +84,7 @@ function start() {
       drawChart();
     } else if (data.type === "solved") {
       lab.solved = { sequences: data.sequences, seconds: data.seconds };
-      stop(`Learned: a block of 1,000 sequences ${(100 * data.rate).toFixed(1)}% right after ` +
+      stop(`Learned: ${(100 * data.rate).toFixed(1)}% of the last 1,000 sequences right after ` +
         `${data.sequences.toLocaleString("en")} sequences, ${data.seconds.toFixed(1)} s.`);
     } else if (data.type === "error") {
       stop(`Error: ${data.message}`);
@@ -96,7 +99,12 @@ function start() {
 $("start").addEventListener("click", start);
 $("stop").addEventListener("click", () => stop("Stopped."));
 $("cell").addEventListener("change", () => { $("variant").disabled = $("cell").value !== "lstm"; });
+$("variant").disabled = $("cell").value !== "lstm";
 $("ping").addEventListener("click", () => { $("pong").textContent = `clicked at ${new Date().toLocaleTimeString()}`; });
+// the trainer's own defaults (one definition, in train.js)
+$("hidden").value = String(TRAINER_DEFAULTS.hidden);
+$("lr").value = String(TRAINER_DEFAULTS.lr);
+$("seed").value = String(TRAINER_DEFAULTS.seed);
 requestAnimationFrame(watchFrames);
 drawChart();
 document.body.dataset.ready = "1";

@@ -1,47 +1,36 @@
 /**
  * Train in the browser: the worker side (a module Web Worker; no DOM). It trains the runtime's
- * plain-JavaScript network (runtime/train.js) on distracted sequence recall and posts
- *   {type: "progress", sequences, seconds, loss, rate}   rate: success over the last 1,000
- *   {type: "solved", sequences, seconds, rate}           a block of 1,000 sequences (0-999,
- *                                                        1000-1999, ...) >= 95% right
+ * plain-JavaScript network (runtime/train.js: createTrainer, BPTT) on distracted sequence recall
+ * and posts
+ *   {type: "progress", sequences, seconds, loss, rate}   rate: the trainer's success, the share
+ *                                                        of the last 1,000 training sequences right
+ *   {type: "solved", sequences, seconds, rate}           rate >= 0.95 over a full 1,000
+ *                                                        (Synaptic's criterion)
  *   {type: "error", message}
  * The page stops it with worker.terminate().
  */
 
-import { createTrainer } from "./runtime/train.js";
+import { createTrainer, dsr } from "./runtime/train.js";
 
-const BLOCK = 1000;      // Synaptic's criterion: a block of 1,000 sequences ...
-const CRITERION = 0.95;  // ... at least 95% right
-const BATCH = 25;        // sequences per step
+const CRITERION = 0.95;
+const POST_EVERY_MS = 100;
 
-async function train(config) {
-  const trainer = createTrainer({ ...config, task: "dsr", batch: BATCH });
+async function train({ task, ...options }) {
+  const trainer = createTrainer({ ...options, task: dsr[task], window: 1000 });
   const start = performance.now();
-  const recent = [];           // right (1) or wrong (0) per sequence, the last BLOCK
-  let sequences = 0, blockRight = 0, lastPost = 0;
+  let lastPost = 0;
   for (;;) {
-    const { loss, correct } = trainer.trainBatch(BATCH);
-    for (const ok of correct) {
-      recent.push(ok ? 1 : 0);
-      if (recent.length > BLOCK) recent.shift();
-      blockRight += ok ? 1 : 0;
-      sequences++;
-      if (sequences % BLOCK === 0) {
-        const rate = blockRight / BLOCK;
-        blockRight = 0;
-        if (rate >= CRITERION) {
-          const seconds = (performance.now() - start) / 1000;
-          postMessage({ type: "progress", sequences, seconds, loss, rate });
-          postMessage({ type: "solved", sequences, seconds, rate });
-          return;
-        }
-      }
-    }
+    const { loss, success, sequences } = trainer.trainBatch();
     const now = performance.now();
-    if (now - lastPost > 100) {
+    const seconds = (now - start) / 1000;
+    if (sequences >= 1000 && success >= CRITERION) {
+      postMessage({ type: "progress", sequences, seconds, loss, rate: success });
+      postMessage({ type: "solved", sequences, seconds, rate: success });
+      return;
+    }
+    if (now - lastPost > POST_EVERY_MS) {
       lastPost = now;
-      const rate = recent.reduce((a, b) => a + b, 0) / recent.length;
-      postMessage({ type: "progress", sequences, seconds: (now - start) / 1000, loss, rate });
+      postMessage({ type: "progress", sequences, seconds, loss, rate: success });
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
   }
