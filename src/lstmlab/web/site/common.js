@@ -26,10 +26,11 @@ export function argmax(values) {
   return best;
 }
 
-/** A diverging colour for v in [-1, 1]: white at 0, blue below, red above. */
+/** A diverging colour for v in [-1, 1]: white at 0, blue below, red above (light enough at the
+ * ends for dark text on it). */
 export function colour(v) {
   const a = Math.max(-1, Math.min(1, v));
-  const fade = Math.round(255 * (1 - Math.abs(a)));
+  const fade = Math.round(255 * (1 - 0.7 * Math.abs(a)));
   return a >= 0 ? `rgb(255,${fade},${fade})` : `rgb(${fade},${fade},255)`;
 }
 

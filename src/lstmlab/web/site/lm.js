@@ -38,9 +38,10 @@ function shown(token) { return token === "\n" ? "\\n" : token === " " ? "space" 
 
 function drawBars() {
   const order = lab.probs.map((p, k) => [p, k]).sort((a, b) => b[0] - a[0]).slice(0, 12);
+  const top = order[0][0];
   $("bars").innerHTML = order.map(([p, k]) =>
     `<span data-token="${k}">${shown(lab.vocabulary[k]).replace(/</g, "&lt;")}</span>` +
-    `<div class="bar" style="width:${(100 * p).toFixed(1)}%"></div><span>${(100 * p).toFixed(1)}%</span>`).join("");
+    `<div class="bar" style="width:${(100 * p / top).toFixed(1)}%"></div><span>${(100 * p).toFixed(1)}%</span>`).join("");
 }
 
 function firstLayer() { return Object.values(lab.model.manifest.layers)[0]; }

@@ -84,7 +84,7 @@ function start() {
       drawChart();
     } else if (data.type === "solved") {
       lab.solved = { sequences: data.sequences, seconds: data.seconds };
-      stop(`Learned: ${(100 * data.rate).toFixed(1)}% of the last 1,000 sequences right after ` +
+      stop(`Learned: a block of 1,000 sequences ${(100 * data.rate).toFixed(1)}% right after ` +
         `${data.sequences.toLocaleString("en")} sequences, ${data.seconds.toFixed(1)} s.`);
     } else if (data.type === "error") {
       stop(`Error: ${data.message}`);
@@ -100,7 +100,9 @@ $("start").addEventListener("click", start);
 $("stop").addEventListener("click", () => stop("Stopped."));
 $("cell").addEventListener("change", () => { $("variant").disabled = $("cell").value !== "lstm"; });
 $("variant").disabled = $("cell").value !== "lstm";
-$("ping").addEventListener("click", () => { $("pong").textContent = `clicked at ${new Date().toLocaleTimeString()}`; });
+$("ping").addEventListener("click", () => {
+  $("pong").textContent = `clicked at ${new Date().toLocaleTimeString()}${lab.running ? ", while training" : ""}`;
+});
 // the trainer's own defaults (one definition, in train.js)
 $("hidden").value = String(TRAINER_DEFAULTS.hidden);
 $("lr").value = String(TRAINER_DEFAULTS.lr);
