@@ -11,7 +11,8 @@ defaults (an LSTM NP of train.js's default size, Adam), seeds 1..--runs. Synapti
 lstmlab: install it outside the repository and pass its browser build,
 
     cd /tmp/synaptic && npm install synaptic
-    .venv/bin/python benchmarks/web_train.py --synaptic /tmp/synaptic/node_modules/synaptic/dist/synaptic.js
+    .venv/bin/python benchmarks/web_train.py \
+        --synaptic /tmp/synaptic/node_modules/synaptic/dist/synaptic.js
 
 Synaptic trains on the page's main thread (as its demo does); each run is capped by
 --timeout seconds. Both sides report the median of --runs runs.
