@@ -7,10 +7,10 @@
 The games. For each of intern, tasks and romaji an LSTM and an Elman RNN (``cell`` "lstm" and
 "rnn", ``HIDDEN`` units, the memory suite's gradient learner: ``build_memory_model`` with chrono
 initialisation, Adam, the task's own loss, through the one training loop) are trained on a mix
-of the lags the page shows (``LAGS``; each batch has one lag, drawn uniformly), so one network
-per game and cell plays every lag: the LSTM learns the long lags, the RNN only the short ones.
-Training stops when every lag is at least 99% right on held-out sequences (checked every
-``CHECK_EVERY`` steps) or after ``--minutes``. The deck (deck.json) holds, for each game and
+of the lags the page shows (``GAMES``; each batch has one lag, drawn uniformly), so one network
+per game and cell plays every lag: the LSTM learns the long lags, the RNN at most the short
+ones. Training stops when every lag is at least 99% right on held-out sequences (checked every
+``CHECK_EVERY`` steps) or after ``--minutes``; the best check's weights are kept. The deck (deck.json) holds, for each game and
 lag, ``DECK_SIZE`` sequences of the task's own generator (``task.test_set(DECK_SEED, ...)``):
 the symbols shown at each step, the answer by the task's rule, and whether the Python network
 got each one right (the page's JS networks must agree).
@@ -49,7 +49,8 @@ GAMES: dict[str, list[int]] = {
 }
 """Each game's lags, shortest first: the page plays them in this order."""
 CELLS = ("lstm", "rnn")
-HIDDEN = 32
+HIDDEN = {"intern": 32, "tasks": 32, "romaji": 64}
+"""Units of each game's networks (romaji's LSTM must hold up to six letters in order)."""
 DECK_SIZE = 20
 DECK_SEED = 14
 CHECK_EVERY = 50
@@ -124,7 +125,7 @@ def train_game_network(game: str, cell: str, lags: list[int], minutes: float, se
     with the best mean held-out accuracy over the lags (a long-lag accumulator can swing from
     one check to the next). Returns (net, accuracy by lag, seconds)."""
     tasks = [make_task(game, lag) for lag in lags]
-    config = LearnerConfig(hidden=HIDDEN)
+    config = LearnerConfig(hidden=HIDDEN[game])
     net = build_memory_model(tasks[-1], cell, config.hidden, init=config.init,
                              head_init=config.head_init, seed=seed)
     trainer = Trainer(net, TrainConfig(optimizer=config.optimizer, lr=config.lr,
@@ -190,14 +191,14 @@ def make_games(games: list[str], minutes: float, out: Path = MODELS / "games",
             folder = out / f"{game}-{cell}"
             export(net, folder)
             entry["networks"][cell] = {
-                "folder": folder.name, "hidden": HIDDEN, "seconds": round(seconds, 1),
+                "folder": folder.name, "hidden": HIDDEN[game], "seconds": round(seconds, 1),
                 "held_out": {str(k): v for k, v in held_out.items()},
                 "right": {str(task.lag): python_plays(net, task, decks[task.lag])
                           for task in tasks}}
             log(f"{game} {cell}: {seconds:.0f} s; held-out accuracy "
                 + ", ".join(f"{k}: {100 * v:.1f}%" for k, v in held_out.items()))
         deck["games"][game] = entry
-        deck.update(deck_seed=DECK_SEED, deck_size=DECK_SIZE, hidden=HIDDEN)
+        deck.update(deck_seed=DECK_SEED, deck_size=DECK_SIZE)
         deck_path.write_text(json.dumps(deck, ensure_ascii=False, separators=(",", ":")))
 
 

@@ -159,7 +159,7 @@ async function scoreNetworks(name, g, lag, mine) {
     }
   }
   $("results-note").textContent = `Every lag has ${g.lags[lag].sequences.length} sequences made ` +
-    `by the task's own generator; the networks (${lab.deck.hidden} cells each, trained on a mix of ` +
+    `by the task's own generator; the networks (${g.networks.lstm.hidden} cells each, trained on a mix of ` +
     `these lags) play them all, including the ${mine.length} you played at lag ${lag}.`;
 }
 
