@@ -10,10 +10,10 @@ initialisation, Adam, the task's own loss, through the one training loop) are tr
 of the lags the page shows (``GAMES``; each batch has one lag, drawn uniformly), so one network
 per game and cell plays every lag: the LSTM learns the long lags, the RNN at most the short
 ones. Training stops when every lag is at least 99% right on held-out sequences (checked every
-``CHECK_EVERY`` steps) or after ``--minutes``; the best check's weights are kept. The deck (deck.json) holds, for each game and
-lag, ``DECK_SIZE`` sequences of the task's own generator (``task.test_set(DECK_SEED, ...)``):
-the symbols shown at each step, the answer by the task's rule, and whether the Python network
-got each one right (the page's JS networks must agree).
+``CHECK_EVERY`` steps) or after ``--minutes``; the best check's weights are kept. The deck
+(deck.json) holds, for each game and lag, ``DECK_SIZE`` sequences of the task's own generator
+(``task.test_set(DECK_SEED, ...)``): the symbols shown at each step, the answer by the task's
+rule, and whether the Python network got each one right (the page's JS networks must agree).
 
 The language model: ``lstmlab lm train --layers 2 --hidden 128 --minutes 12 --threads 1
 --seed 0 --out RUN_DIR`` (the command the shipped model was made with), then this script's
