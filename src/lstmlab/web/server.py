@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import posixpath
 import shutil
+import socket
 import sys
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -163,8 +164,12 @@ def make_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     roots = ROOTS if roots is None else roots
     handler = type("Handler", (SiteHandler,), {"files": site_files(roots), "roots": roots,
                                                "quiet": quiet})
+    server_class = ThreadingHTTPServer
+    if ":" in host:  # an IPv6 address such as ::1
+        server_class = type("Server6", (ThreadingHTTPServer,), {"address_family":
+                                                                 socket.AF_INET6})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = server_class((host, port), handler)
     except OSError as error:
         if error.errno == errno.EADDRINUSE:
             raise ValueError(f"port {port} on {host} is in use; choose another with --port"
