@@ -73,7 +73,7 @@ test("an LSTM learns the demo's distracted sequence recall within bounded steps"
   let updates = 0;
   while (trainer.success < 0.95 || trainer.sequences < 1000) {
     trainer.trainBatch();
-    assert.ok(++updates <= 1500, `no 95% success after ${trainer.sequences} sequences`);
+    assert.ok(++updates <= 2500, `no 95% success after ${trainer.sequences} sequences`);
   }
   const after = trainer.evaluate(300);
   assert.ok(before < 0.2, `untrained success ${before}`);

@@ -112,7 +112,8 @@ export async function load(source) {
 
 const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
-/** Float32Array of each tensor in the manifest's table, checked against the bytes. */
+/** Float32Array of each tensor in the manifest's table, checked against the bytes; and the
+ * byte where the last one ends. */
 function readTensors(manifest, buffer, where) {
   const table = manifest.tensors;
   if (table == null || typeof table !== "object") {
@@ -153,11 +154,7 @@ function readTensors(manifest, buffer, where) {
     }
     tensors[name] = { shape, data };
   }
-  if (end !== size) {
-    throw new Error(`lstmlab.js: the weights file ${manifest.weights} has ${size} bytes but the ` +
-      `manifest's tensors end at byte ${end}`);
-  }
-  return tensors;
+  return { tensors, end };
 }
 
 /** The LSTM's weight blocks (a subset of i, f, z, o in that order) from its switches. */
@@ -316,7 +313,7 @@ export function fromBuffer(manifest, buffer, where = "manifest") {
   const layers = manifest.layers || {};
   checkLayer(layers.recurrent, "recurrent");
   if (layers.char_layer) checkLayer(layers.char_layer, "char_layer");
-  const tensors = readTensors(manifest, buffer, where);
+  const { tensors, end } = readTensors(manifest, buffer, where);
   for (const [name, shape] of Object.entries(expectedShapes(manifest))) {
     const t = tensors[name];
     if (t == null) throw new Error(`lstmlab.js: tensor ${name} is missing from the manifest`);
@@ -324,6 +321,10 @@ export function fromBuffer(manifest, buffer, where = "manifest") {
       throw new Error(`lstmlab.js: tensor ${name} has shape [${t.shape}] in the manifest; the ` +
         `model's configuration needs [${shape}]`);
     }
+  }
+  if (end !== buffer.byteLength) {
+    throw new Error(`lstmlab.js: the weights file ${manifest.weights} has ${buffer.byteLength} ` +
+      `bytes but the manifest's tensors end at byte ${end}`);
   }
   return new Model(manifest, tensors);
 }

@@ -158,6 +158,8 @@ export function createNetwork({ cell = "lstm", variant = "NP", inputs, hidden, o
   if (net.kind === "lstm") {
     net.gates = lstmGates(net.spec);
     net.sig = net.gates.filter((g) => g !== "z");
+    net.at = {}; // each block's offset in the pre-activations
+    net.gates.forEach((g, n) => { net.at[g] = n * hidden; });
   }
   net.shapes = parameterShapes(net);
   net.params = {};
@@ -281,9 +283,7 @@ export function forward(net, xs) {
 
 /** One LSTM step from pre-activations a (G*H, all but peepholes and FGR); fills rec. */
 function lstmStep(net, a, rec, cPrev, histPrev) {
-  const { H, spec, gates, sig, params: P } = net;
-  const at = {};
-  gates.forEach((g, n) => { at[g] = n * H; });
+  const { H, spec, sig, at, params: P } = net;
   if (spec.gate_recurrence) {
     const S = sig.length * H;
     const r = matVec(P["recurrent.weight_gates_l0"], S, S, histPrev, new Float64Array(S));
@@ -305,8 +305,11 @@ function lstmStep(net, a, rec, cPrev, histPrev) {
     y[u] = hc[u] * o[u];
   }
   const act = { i, f, o };
-  const hist = new Float64Array(sig.length * H);
-  sig.forEach((g, j) => hist.set(act[g], j * H));
+  let hist = histPrev;
+  if (spec.gate_recurrence) {
+    hist = new Float64Array(sig.length * H);
+    sig.forEach((g, j) => hist.set(act[g], j * H));
+  }
   Object.assign(rec, { cPrev, histPrev, i, f, z, o, c, hc, hist, at });
   return y;
 }
@@ -485,7 +488,7 @@ export function createOptimizer(net, { optimizer = "adam", lr = 0.01, momentum =
 
 export const TRAINER_DEFAULTS = Object.freeze({
   cell: "lstm", variant: "NP", hidden: 8, seed: 1, optimizer: "adam", lr: 0.03, momentum: 0.9,
-  batch: 16, clip: 1, window: 1000, readout: "sigmoid",
+  batch: 4, clip: 1, window: 1000, readout: "sigmoid",
 });
 
 /**
