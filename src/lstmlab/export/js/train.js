@@ -202,6 +202,15 @@ function matVec(W, rows, cols, x, out, b) { // out = W x (+ b)
   return out;
 }
 
+function addMatVec(W, rows, cols, x, out, b) { // out += W x (+ b)
+  for (let r = 0; r < rows; r++) {
+    let s = b ? b[r] : 0;
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) s += W[base + c] * x[c];
+    out[r] += s;
+  }
+}
+
 function addMatTVec(W, rows, cols, d, out) { // out += W^T d
   for (let r = 0; r < rows; r++) {
     const v = d[r];
@@ -251,8 +260,7 @@ export function forward(net, xs) {
       Object.assign(rec, { hh, r, z, n });
       y = h;
     } else {
-      const hh = matVec(Whh, G * H, H, y, new Float64Array(G * H), bhh);
-      for (let k = 0; k < a.length; k++) a[k] += hh[k];
+      addMatVec(Whh, G * H, H, y, a, bhh);
       if (net.kind === "rnn") {
         const h = new Float64Array(H);
         for (let u = 0; u < H; u++) h[u] = net.nonlinearity === "relu" ? Math.max(0, a[u]) : Math.tanh(a[u]);
@@ -320,13 +328,17 @@ function lstmStep(net, a, rec, cPrev, histPrev) {
  * Loss and gradients of one sequence: the read-out's loss (binary cross-entropy of each sigmoid
  * unit, or the cross-entropy of the softmax against the target distribution) summed over units
  * and the steps where mask is 1 (default all). Returns {loss, grads: name -> Float64Array,
- * outputs}; gradients are d loss / d parameter (backpropagation through time, full length).
+ * outputs}; gradients are d loss / d parameter (backpropagation through time, full length),
+ * added into `into` (name -> Float64Array) when given, else into new arrays.
  */
-export function lossAndGradients(net, xs, targets, mask = null) {
+export function lossAndGradients(net, xs, targets, mask = null, into = null) {
   const { H, O, I, params: P } = net;
   const { steps, outputs, logits } = forward(net, xs);
-  const grads = {};
-  for (const [name, p] of Object.entries(P)) grads[name] = new Float64Array(p.length);
+  let grads = into;
+  if (!grads) {
+    grads = {};
+    for (const [name, p] of Object.entries(P)) grads[name] = new Float64Array(p.length);
+  }
   let loss = 0;
   const T = xs.length;
   const G = P["recurrent.weight_ih_l0"].length / (H * I);
@@ -507,24 +519,23 @@ export function createTrainer(options = {}) {
   const recent = []; // 1 / 0 per trained sequence, the last `window`
   let hits = 0, sequences = 0, updates = 0;
 
+  const total = {}; // the batch's gradient, reused
+  for (const [name, p] of Object.entries(net.params)) total[name] = new Float64Array(p.length);
+
   function trainBatch(n = o.batch) {
-    const total = {};
-    for (const [name, p] of Object.entries(net.params)) total[name] = new Float64Array(p.length);
+    for (const g of Object.values(total)) g.fill(0);
     let loss = 0, correct = 0;
     for (let s = 0; s < n; s++) {
       const seq = dsr.sample(random, task);
-      const r = lossAndGradients(net, seq.inputs, seq.targets);
+      const r = lossAndGradients(net, seq.inputs, seq.targets, null, total);
       loss += r.loss;
       const ok = dsr.correct(r.outputs, seq.targets) ? 1 : 0;
       correct += ok;
       recent.push(ok);
       hits += ok;
       if (recent.length > o.window) hits -= recent.shift();
-      for (const name in total) {
-        const g = r.grads[name], acc = total[name];
-        for (let k = 0; k < g.length; k++) acc[k] += g[k] / n;
-      }
     }
+    for (const g of Object.values(total)) for (let k = 0; k < g.length; k++) g[k] /= n;
     if (o.clip > 0) {
       let norm = 0;
       for (const g of Object.values(total)) for (const v of g) norm += v * v;
