@@ -23,6 +23,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest
+	node --test tests/js/
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

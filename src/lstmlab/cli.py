@@ -11,6 +11,7 @@
     lstmlab caption train|eval|describe
     lstmlab detect train|eval|show
     lstmlab study run|report|status
+    lstmlab web [--port 8000]         the web lab in a browser
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from lstmlab.commands import music as music_commands
 from lstmlab.commands import study as study_commands
 from lstmlab.commands import tag as tag_commands
 from lstmlab.commands import translate as translate_commands
+from lstmlab.commands import web as web_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     caption_commands.add_commands(commands)
     detect_commands.add_commands(commands)
     study_commands.add_commands(commands)
+    web_commands.add_commands(commands)
     return parser
 
 
