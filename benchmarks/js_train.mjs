@@ -1,7 +1,7 @@
 // Wall time to learn distracted sequence recall in plain JavaScript under Node: lstmlab's
 // trainer (src/lstmlab/export/js/train.js, the code the web lab's Web Worker runs) against
 // Synaptic's own LSTM on the task of Synaptic's web demo, measured in the same run
-// (benchmarks/js_train_core.mjs; benchmarks/js_train_browser.py runs it in Chromium).
+// (benchmarks/js_train_core.mjs; benchmarks/web_train.py measures the train page in Chromium).
 //
 // The task (Synaptic's demo, scripts/controllers/dsr.js of its gh-pages branch): targets 2, 4,
 // distractors 3, 5, prompts 0, 1, length 10; Synaptic's network Architect.LSTM(6, 4, 2) trained

@@ -1,7 +1,6 @@
-// The measurement behind benchmarks/js_train.mjs (Node) and benchmarks/js_train_browser.py
-// (Chromium): lstmlab's train.js and Synaptic's LSTM learning the distracted sequence recall
-// task of Synaptic's web demo to Synaptic's criterion, run by run alternately. No Node or
-// browser API here: both hosts import it.
+// The measurement behind benchmarks/js_train.mjs (Node): lstmlab's train.js and Synaptic's
+// LSTM learning the distracted sequence recall task of Synaptic's web demo to Synaptic's
+// criterion, run by run alternately. No Node or browser API here.
 import { createRng, createTrainer, dsr, TRAINER_DEFAULTS } from "../src/lstmlab/export/js/train.js";
 
 export const CRITERION = 0.95;
