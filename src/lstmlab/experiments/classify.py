@@ -24,6 +24,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     bucketed_batches,
     check_settings,
     fit,
@@ -151,7 +152,7 @@ def class_probabilities(model: nn.Module, vocab: WordVocabulary, texts: Sequence
 
 
 @dataclass
-class ClassifyResult:
+class ClassifyResult(RunRecord):
     """What a training run reached (accuracies in [0, 1]; None where not measured)."""
 
     config: ClassifyConfig
@@ -171,14 +172,8 @@ class ClassifyResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
-        lines = [f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                 f"min; stopped by {self.stopped_by}"]
+        lines = [self.run_line()]
         if self.best_valid_accuracy is not None:
             lines.append(f"best valid accuracy: {100 * self.best_valid_accuracy:.2f}%")
         if self.test_accuracy is not None:

@@ -24,6 +24,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     bucketed_batches,
     check_settings,
     fit,
@@ -115,7 +116,7 @@ def pieces_nll(model: nn.Module, rolls: Sequence[Tensor], batch_size: int = EVAL
 
 
 @dataclass
-class MusicResult:
+class MusicResult(RunRecord):
     """What a training run reached: frame NLLs in nats (None where not measured)."""
 
     config: MusicConfig
@@ -133,14 +134,8 @@ class MusicResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
-        lines = [f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                 f"min; stopped by {self.stopped_by}"]
+        lines = [self.run_line()]
         if self.best_valid_nll is not None:
             lines.append(f"best valid frame NLL: {self.best_valid_nll:.4f} nats")
         if self.test_nll is not None:

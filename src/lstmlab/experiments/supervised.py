@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,21 @@ def ordered_batches(items: Sequence[Any], lengths: Sequence[int], batch_size: in
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, math.ceil(count / batch_size))
+
+
+class RunRecord:
+    """What the result types of supervised runs share (each a dataclass with ``config``,
+    ``steps``, ``epochs``, ``seconds`` and ``stopped_by``): ``to_dict`` for JSON, and the line that
+    says how the run went."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["config"] = asdict(self.config)
+        return d
+
+    def run_line(self) -> str:
+        return (f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
+                f"min; stopped by {self.stopped_by}")
 
 
 @dataclass

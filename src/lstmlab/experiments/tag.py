@@ -23,6 +23,7 @@ from rich.console import Console
 from torch import Tensor, nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     bucketed_batches,
     check_settings,
     fit,
@@ -202,7 +203,7 @@ def score(model: nn.Module, vocab: WordVocabulary, tags: Sequence[str],
 
 
 @dataclass
-class TagResult:
+class TagResult(RunRecord):
     """What a training run reached (accuracies in [0, 1]; None where not measured)."""
 
     config: TagConfig
@@ -221,14 +222,8 @@ class TagResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
-        lines = [f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                 f"min; stopped by {self.stopped_by}"]
+        lines = [self.run_line()]
         if self.best_valid_accuracy is not None:
             lines.append(f"best valid token accuracy: {100 * self.best_valid_accuracy:.2f}%")
         if self.test is not None:

@@ -38,6 +38,7 @@ from rich.console import Console
 from torch import nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     bucketed_batches,
     check_settings,
     fit,
@@ -422,7 +423,7 @@ def attention_matrix(loaded: LoadedTranslator, text: str, decode: DecodeConfig |
 
 
 @dataclass
-class TranslateResult:
+class TranslateResult(RunRecord):
     """What a training run reached (BLEU 0-100; None where not measured)."""
 
     config: TranslateConfig
@@ -441,14 +442,8 @@ class TranslateResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
-        lines = [f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                 f"min; stopped by {self.stopped_by}"]
+        lines = [self.run_line()]
         if self.best_valid_bleu is not None:
             lines.append(f"best valid BLEU (greedy, tutorial protocol): "
                          f"{self.best_valid_bleu:.2f}")
