@@ -335,13 +335,23 @@ function sigmoid(x) {
   return 1 / (1 + Math.exp(-x));
 }
 
-/** out += W x (+ b): W (rows, cols) row-major, x (cols). */
+/**
+ * out += W x (+ b): W (rows, cols) row-major, x (cols). Four running sums per row: one sum
+ * waits on the latency of every addition before it, four keep the processor's adders busy.
+ */
 function addMatVec(out, W, rows, cols, x, b) {
+  const tail = cols - (cols % 4);
   for (let r = 0; r < rows; r++) {
-    let s = b ? b[r] : 0;
     const base = r * cols;
-    for (let c = 0; c < cols; c++) s += W[base + c] * x[c];
-    out[r] += s;
+    let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (let c = 0; c < tail; c += 4) {
+      s0 += W[base + c] * x[c];
+      s1 += W[base + c + 1] * x[c + 1];
+      s2 += W[base + c + 2] * x[c + 2];
+      s3 += W[base + c + 3] * x[c + 3];
+    }
+    for (let c = tail; c < cols; c++) s0 += W[base + c] * x[c];
+    out[r] += (b ? b[r] : 0) + ((s0 + s1) + (s2 + s3));
   }
   return out;
 }
