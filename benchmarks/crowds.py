@@ -32,7 +32,7 @@ GOAL = ("ReInspect AP >= NMS AP overall, and >= NMS AP + 0.10 on the people of 1
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0], {
-        "minutes": 30.0, "cell": "lstm", "max_boxes": 5, "hidden": 128, "batch": 16,
+        "minutes": 30.0, "cell": "lstm", "max_boxes": 5, "hidden": 64, "batch": 16,
         "lr": 1e-3, "region": 0.25})
     p.add_argument("--scenes", type=int, default=500, help="fresh crowds to evaluate on")
     args = p.parse_args()

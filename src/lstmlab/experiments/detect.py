@@ -88,7 +88,7 @@ class DetectConfig:
     model: str = "lstm"
     cell: str = "lstm"
     max_boxes: int = 5
-    hidden: int = 128
+    hidden: int = 64
     image_size: int = 128
     region: float = 0.25
     box_weight: float = 1.0
