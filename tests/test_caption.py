@@ -40,6 +40,22 @@ def tiny(attention: str, cell: str = "lstm") -> Captioner:
 
 
 @pytest.mark.parametrize("attention", ["none", "soft"])
+def test_the_decoder_is_told_where_features_are(attention):
+    model = tiny(attention).eval()
+    state = model.start(torch.rand(2, 3, 32, 32))
+    if attention == "soft":  # the last two channels are (x, y) in [-1, 1], row by row
+        feats = state["feats"]
+        assert feats.shape == (2, 64, 10)
+        assert feats[0, :, 8].tolist()[:8] == pytest.approx(
+            torch.linspace(-1, 1, 8).tolist())
+        assert feats[0, ::8, 9].tolist() == pytest.approx(torch.linspace(-1, 1, 8).tolist())
+    else:  # the whole grid, with its (x, y), is embedded at once
+        assert model.image_in.in_features == 64 * 10
+    with pytest.raises(ValueError, match="32x32"):
+        model.start(torch.rand(1, 3, 48, 48))
+
+
+@pytest.mark.parametrize("attention", ["none", "soft"])
 @pytest.mark.parametrize("cell", ["lstm", "lstm:FGR", "gru"])
 def test_teacher_forcing_matches_stepping_and_beam_of_one_is_greedy(attention, cell):
     model = tiny(attention, cell).eval()

@@ -186,10 +186,29 @@ def test_detect_bad_input_is_one_line(tmp_path, capsys):
     assert main(["detect", "eval", str(tmp_path / "nowhere")]) == 2
 
 
-def test_buckets_by_density_and_overlap():
+def test_buckets_by_density_and_overlap_are_per_person():
     lonely = np.array([[0, 0, 10, 10]], np.float32)
-    crowd = np.array([[i * 3, 0, i * 3 + 10, 10] for i in range(16)], np.float32)
+    # 16 people: a pair at IoU 0.67 (the second shifted by 2 px), the rest far apart
+    crowd = np.array([[0, 0, 10, 10], [2, 0, 12, 10]]
+                     + [[20 * i, 50, 20 * i + 10, 60] for i in range(14)], np.float32)
     groups = buckets([lonely, crowd])
-    assert groups["people 1-5"] == [0] and groups["people 16+"] == [1]
-    assert groups["overlap <0.15"] == [0] and groups["overlap >=0.35"] == [1]
-    assert groups["16+ people, overlap >= 0.35"] == [1]
+    assert groups["people 1-5"].images == [0] and groups["people 16+"].images == [1]
+    assert groups["people 16+"].people == 16 and groups["all"].people == 17
+    assert groups["overlap <0.2"].people == 15
+    hardest = groups["16+ people, overlap >= 0.5"]
+    assert hardest.images == [1] and hardest.counted[0].tolist() == [True, True] + [False] * 14
+
+
+def test_bucket_ap_ignores_hits_outside_the_bucket():
+    truths = [np.array([[0, 0, 10, 10], [2, 0, 12, 10], [50, 50, 60, 60]], np.float32)]
+    counted = [np.array([True, True, False])]
+    # the person outside the bucket found first; a false alarm on the background; one of
+    # the pair; a duplicate of the far person (nearest to a person outside the bucket)
+    found = [(np.array([[50, 50, 60, 60], [90, 90, 99, 99], [0, 0, 10, 10], [51, 50, 61, 60]],
+                       np.float32), np.array([0.9, 0.8, 0.7, 0.6], np.float32))]
+    everyone = average_precision(found, truths)
+    some = average_precision(found, truths, counted=counted)
+    assert some.truths == 2 and some.detections == 2  # the far hit and its duplicate left out
+    assert some.precision == [0.0, 0.5] and some.recall == [0.0, 0.5]
+    assert abs(some.ap - 0.25) < 1e-9
+    assert everyone.truths == 3 and abs(everyone.ap - (1 / 3 + 1 / 3 * 2 / 3)) < 1e-9

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lstmlab.tasks.crowds import MAX_OVERLAP, crowd_scene
+from lstmlab.metrics import box_iou
+from lstmlab.tasks.crowds import HEAD_HIDDEN, MAX_OVERLAP, crowd_scene
 from lstmlab.tasks.files import DataError
 from lstmlab.tasks.images import caption_batch, detection_batch, load_image, read_coco
 from lstmlab.tasks.shapes import (
@@ -104,6 +105,37 @@ def test_crowds_are_deterministic_with_boxes_inside_and_capped_overlap():
         assert (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all()
         assert scene.max_overlap <= MAX_OVERLAP + 1e-6
     assert min(counts) <= 3 and max(counts) >= 16  # from a few to crowds
+
+
+def test_crowds_hold_people_overlapping_beyond_the_nms_threshold_with_visible_heads():
+    heavy = people = 0
+    for seed in range(120):
+        boxes = crowd_scene(seed).boxes
+        if len(boxes) < 16:
+            continue
+        iou = box_iou(boxes, boxes)
+        np.fill_diagonal(iou, 0.0)
+        people += len(boxes)
+        heavy += int((iou.max(1) >= 0.5).sum())
+        # the boxes are sorted back to front: a head's square (top of the box, half its width
+        # across) is hidden at most HEAD_HIDDEN by the head and shoulders of anyone in front
+        for i, j in zip(*np.nonzero(iou > 0), strict=True):
+            if boxes[j, 3] <= boxes[i, 3]:
+                continue
+            x0, y0, x1, _ = boxes[i]
+            r = 0.25 * (x1 - x0)
+            head = np.array([[(x0 + x1) / 2 - r, y0, (x0 + x1) / 2 + r, y0 + 2 * r]])
+            fx0, fy0, fx1, fy1 = boxes[j]
+            fr = 0.25 * (fx1 - fx0)
+            front = np.array([[(fx0 + fx1) / 2 - fr, fy0, (fx0 + fx1) / 2 + fr, fy0 + 2 * fr],
+                              [fx0, fy0 + 2 * fr - 0.1 * (fy1 - fy0), fx1, fy1]])
+            inter = np.zeros(2)  # the areas of the head under each part of the one in front
+            for k in range(2):
+                w = max(0.0, min(head[0, 2], front[k, 2]) - max(head[0, 0], front[k, 0]))
+                h = max(0.0, min(head[0, 3], front[k, 3]) - max(head[0, 1], front[k, 1]))
+                inter[k] = w * h
+            assert min(1.0, inter.sum() / (4 * r * r)) <= HEAD_HIDDEN + 1e-4
+    assert people > 300 and 0.15 < heavy / people < 0.5  # NMS at IoU 0.5 must lose people
 
 
 def test_a_person_is_drawn_inside_its_box():

@@ -265,7 +265,7 @@ class PRCurve:
 
 
 def average_precision(detections: Sequence[tuple[Any, Any]], truths: Sequence[Any],
-                      iou: float = 0.5) -> PRCurve:
+                      iou: float = 0.5, counted: Sequence[Any] | None = None) -> PRCurve:
     """AP at IoU ``iou`` over images, PASCAL VOC's all-point interpolation (VOC 2010 on).
 
     Args:
@@ -274,32 +274,49 @@ def average_precision(detections: Sequence[tuple[Any, Any]], truths: Sequence[An
         iou: a detection is a hit when its IoU with a true box not yet taken is >= this;
             detections are taken by decreasing score (over all images), each true box at most
             once (a second detection of it is a false positive).
+        counted: per image a bool per true box (G,): the AP of a subset of the true boxes
+            (a bucket), COCO's "ignore" rule. The matching is unchanged (over every true box);
+            a hit on a box not counted is left out of the curve (neither right nor wrong), a
+            false positive is counted when the true box it overlaps most is counted or it
+            overlaps none (a false alarm on the background costs every subset). None: all.
 
     Returns:
         AP = sum over the recall steps of (r_k - r_{k-1}) * max precision at recall >= r_k;
-        None when there is no true box. The curve is the raw precision / recall after each
-        detection.
+        None when there is no true box (counted). The curve is the raw precision / recall
+        after each detection (counted).
     """
     if len(detections) != len(truths):
         raise ValueError(f"{len(detections)} images of detections but {len(truths)} of truths")
+    if counted is not None and len(counted) != len(truths):
+        raise ValueError(f"{len(counted)} images of counted flags but {len(truths)} of truths")
     rows = []  # (score, image, box)
     for image, (boxes, scores) in enumerate(detections):
         boxes, scores = np.asarray(boxes).reshape(-1, 4), np.asarray(scores).reshape(-1)
         rows += [(float(s), image, b) for b, s in zip(boxes, scores, strict=True)]
     rows.sort(key=lambda r: -r[0])
-    total = sum(len(t) for t in truths)
-    taken = [np.zeros(len(t), dtype=bool) for t in truths]
+    counts = [np.ones(len(np.asarray(t).reshape(-1, 4)), dtype=bool) if counted is None
+              else np.asarray(c, dtype=bool).reshape(-1) for t, c in
+              zip(truths, counted if counted is not None else truths, strict=True)]
+    total = int(sum(c.sum() for c in counts))
+    taken = [np.zeros(len(c), dtype=bool) for c in counts]
     hits = np.zeros(len(rows))
+    keep = np.ones(len(rows), dtype=bool)
     for k, (_, image, box) in enumerate(rows):
         gt = np.asarray(truths[image]).reshape(-1, 4)
         if not len(gt):
             continue
         overlaps = box_iou(box[None], gt)[0]
-        overlaps[taken[image]] = -1.0
-        best = int(overlaps.argmax())
-        if overlaps[best] >= iou:
+        nearest = int(overlaps.argmax())
+        free = np.where(taken[image], -1.0, overlaps)
+        best = int(free.argmax())
+        if free[best] >= iou:
             taken[image][best] = True
             hits[k] = 1
+            keep[k] = bool(counts[image][best])
+        else:
+            keep[k] = bool(counts[image][nearest]) or overlaps[nearest] <= 0
+    hits = hits[keep]
+    rows = [r for r, kept in zip(rows, keep, strict=True) if kept]
     if total == 0:
         return PRCurve(None, [], [], 0, len(rows))
     tp = np.cumsum(hits)

@@ -1,15 +1,20 @@
 """One-to-many: an image captioner - a convolutional encoder and a recurrent decoder (any cell
 of ``lstmlab.cells``), without or with soft attention.
 
+The encoder's grid of L = Hg * Wg feature vectors gets two more channels, the (x, y) of each
+place in [-1, 1] (as CoordConv): a feature alone does not say where in the image it is, and
+captions say "left of" and "above".
+
 Show and Tell (Vinyals et al. 2015), ``attention="none"``: the image is the decoder's first
 input, then the words follow:
 
-    a = mean over the grid of encoder(image)                 (B, C)
-    s_0 = cell(W_i a, 0)                                      the image step
+    a = the whole grid, flattened                            (B, L * (C + 2))
+    s_0 = cell(W_i a, 0)                                      the image step (a fully connected
+                                                              image embedding, as the paper's)
     s_t = cell(E y_{t-1}, s_{t-1});  p(y_t) = softmax(W_o h_t)
 
 Show, Attend and Tell (Xu et al. 2015), ``attention="soft"``: the initial state comes from the
-mean feature, and every step reads a weighted mean of the grid's L = Hg * Wg features a_l:
+mean feature, and every step reads a weighted mean of the grid's L features a_l:
 
     h_0 = tanh(W_h a_mean), c_0 = tanh(W_c a_mean)
     e_tl = v . tanh(W_a a_l + U_a h_{t-1});  alpha_t = softmax_l(e_t)        (B, L)
@@ -46,6 +51,13 @@ from lstmlab.models.registry import register
 ATTENTIONS = ("none", "soft")
 
 
+def _coordinates(side: int) -> Tensor:
+    """(x, y) in [-1, 1] of the places of a side x side grid, row by row: (side * side, 2)."""
+    axis = torch.linspace(-1.0, 1.0, side) if side > 1 else torch.zeros(1)
+    y, x = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([x.flatten(), y.flatten()], 1)
+
+
 def attention_penalty(alphas: Tensor, mask: Tensor) -> Tensor:
     """Xu et al.'s doubly stochastic term: the mean over the batch and the L places of
     (1 - sum_t alpha_tl)^2, over each caption's scored steps. alphas (T, B, L), mask (T, B)."""
@@ -70,7 +82,8 @@ class Captioner(nn.Module):
 
     def __init__(self, vocab_size: int, cell: str = "lstm", attention: str = "none",
                  embedding: int = 64, hidden: int = 256, attention_size: int = 128,
-                 channels: Sequence[int] = (32, 64, 128), strides: Sequence[int] = (2, 2, 2),
+                 channels: Sequence[int] = (32, 64, 128, 128),
+                 strides: Sequence[int] = (2, 2, 2, 1),
                  image_size: int = 64, dropout: float = 0.0) -> None:
         super().__init__()
         if attention not in ATTENTIONS:
@@ -85,11 +98,13 @@ class Captioner(nn.Module):
         self.embedding_size, self.hidden_size = embedding, hidden
         self.attention_size = attention_size
         self.encoder = ImageEncoder(channels, strides)
-        width = self.encoder.out_channels
+        width = self.encoder.out_channels + 2  # the features and their (x, y)
+        side = self.encoder.grid_size(image_size)
+        self.register_buffer("coords", _coordinates(side), persistent=False)
         self.embed = nn.Embedding(vocab_size, embedding)
         self.drop = nn.Dropout(dropout)
         if attention == "none":
-            self.image_in = nn.Linear(width, embedding)
+            self.image_in = nn.Linear(side * side * width, embedding)
             self.cell = make_cell(self.cell_name, embedding, hidden)
             self.out = nn.Linear(hidden, vocab_size)
         else:
@@ -115,9 +130,13 @@ class Captioner(nn.Module):
         """The decoder's state after seeing ``images`` (B, 3, S, S), before the first word."""
         grid = self.encoder(images)  # (B, C, Hg, Wg)
         feats = grid.flatten(2).transpose(1, 2)  # (B, L, C)
-        mean = feats.mean(1)
+        if feats.shape[1] != self.coords.shape[0]:
+            raise ValueError(f"this captioner reads {self.image_size}x{self.image_size} images, "
+                             f"got {tuple(images.shape[2:])}")
+        feats = torch.cat([feats, self.coords.expand(feats.shape[0], -1, -1)], 2)
         if self.attention == "none":
-            return {"rnn": cell_state(self.cell(self.image_in(mean)))}
+            return {"rnn": cell_state(self.cell(self.image_in(feats.flatten(1))))}
+        mean = feats.mean(1)
         rnn = [torch.tanh(layer(mean)) for layer in self.init_state]
         widths = list(self.cell.state_widths.values())
         rnn += [mean.new_zeros(mean.shape[0], w) for w in widths[len(rnn):]]

@@ -1,19 +1,31 @@
 """Crowd scenes: people-like figures (head and shoulders) on cluttered backgrounds, from a few to
-dozens per image, with controlled overlap, and their boxes - the data of ReInspect-style people
-detection, generated, deterministic by seed.
+dozens per image, standing alone or in tight groups where their boxes overlap heavily, and their
+boxes - the data of ReInspect-style people detection, generated, deterministic by seed.
 
     >>> scene = crowd_scene(3)
     >>> scene.image.shape                # (128, 128, 3) uint8
     >>> scene.boxes                      # (N, 4) float32 [x0, y0, x1, y1] pixels, one a person
     >>> scene.max_overlap                # the largest IoU between two of its true boxes
 
-A scene draws its number of people (1 to ``max_people``, most often few, sometimes dozens) and
-an overlap cap in [0, ``max_overlap``] from its seed; people are placed one by one where their
-box's IoU with every box already placed is at most the cap (a person that finds no such place
-after 100 tries is left out). Bigger people stand lower in the picture (a camera looking down on
-a crowd) and are drawn after the ones behind them, so they hide them in part. A person's box
-holds the head and the shoulders; poses tilt the head, sizes and colours vary. The background
-is a random tone with rectangles, ellipses, lines and head-sized blobs of clutter.
+The distribution, drawn from the seed:
+
+- the number of people wanted, 1 to ``max_people``: uniform on a square-root scale (few people
+  often, crowds of 16+ in about a quarter of the scenes);
+- the scene's togetherness t, uniform in [0, 1): each person after the first stands, with
+  probability t, in a group: next to a person already placed (the anchor), shifted sideways by
+  0.15 to 0.6 of the anchor's width and in depth by up to 0.3 of its height either way, so
+  the two boxes overlap (IoU often 0.3 to 0.6) - the case where non-maximum suppression at IoU
+  0.5 deletes a true person; otherwise anywhere in the picture;
+- a place is kept when the person's box has IoU at most ``max_overlap`` with every box placed so
+  far and every head stays visible: at most ``HEAD_HIDDEN`` of a head's square may lie under
+  the head or the shoulders of a person standing in front of it (a person nobody could see is
+  not a person to detect); a person that finds no such place in 30 tries is left out.
+
+Bigger people stand lower in the picture (a camera looking down on a crowd) and are drawn after
+the ones behind them, so they hide them in part. A person's box holds the head and the
+shoulders; poses tilt the head, sizes and colours vary. The background is a random tone with
+rectangles, ellipses, lines and head-sized blobs of clutter. Over seeds 0 .. 1,999 about a third
+of the people in crowds of 16+ have another person's box at IoU >= 0.4 (see ``tests``).
 
 Seed ranges as for the shapes scenes (``SEEDS``): training 0 .. 999,999,999, validation
 1,000,000,000 and up, evaluation 2,000,000,000 and up.
@@ -31,7 +43,9 @@ from lstmlab.metrics import box_iou
 
 IMAGE_SIZE = 128
 MAX_PEOPLE = 30
-MAX_OVERLAP = 0.6
+MAX_OVERLAP = 0.8  # two boxes closer than this are one person to any detector
+HEAD_HIDDEN = 0.6  # the most of a head's square that people in front may cover
+TRIES = 30
 HEIGHTS = (16.0, 32.0)  # box height in pixels at the top and at the bottom of the image
 SEEDS = {"train": 0, "valid": 1_000_000_000, "eval": 2_000_000_000}
 SKIN = ((241, 194, 125), (224, 172, 105), (198, 134, 66), (141, 85, 36), (255, 219, 172))
@@ -87,15 +101,76 @@ def _background(rng: random.Random, size: int) -> Image.Image:
     return image
 
 
-def _person_box(rng: random.Random, size: int) -> np.ndarray:
-    """A box [x0, y0, x1, y1] inside the image whose height grows with its depth (y)."""
+def _height(bottom: float, size: int, rng: random.Random) -> float:
+    """A box height in pixels for a person whose feet are at ``bottom`` (fraction of the
+    image): bigger lower in the picture, +-15%."""
     scale = size / IMAGE_SIZE
-    bottom = rng.uniform(0.3, 1.0)  # where the feet would be, as a fraction of the image
-    height = (HEIGHTS[0] + (HEIGHTS[1] - HEIGHTS[0]) * bottom) * scale * rng.uniform(0.85, 1.15)
-    width = height * rng.uniform(0.75, 0.95)
-    x0 = rng.uniform(0, size - width)
+    return (HEIGHTS[0] + (HEIGHTS[1] - HEIGHTS[0]) * bottom) * scale * rng.uniform(0.85, 1.15)
+
+
+def _person_box(rng: random.Random, size: int, anchor: np.ndarray | None = None) -> np.ndarray:
+    """A box [x0, y0, x1, y1] inside the image whose height grows with its depth (y): anywhere,
+    or (``anchor``) beside the anchor's box, shifted sideways by 0.15 to 0.6 of its width and
+    in depth by up to 0.3 of its height."""
+    if anchor is None:
+        bottom = rng.uniform(0.3, 1.0)  # where the feet would be, as a fraction of the image
+        height = _height(bottom, size, rng)
+        width = height * rng.uniform(0.75, 0.95)
+        x0 = rng.uniform(0, size - width)
+    else:
+        a_width, a_height = anchor[2] - anchor[0], anchor[3] - anchor[1]
+        bottom = (anchor[3] + rng.uniform(-0.3, 0.3) * a_height) / size
+        bottom = min(1.0, max(0.3, bottom))
+        height = _height(bottom, size, rng)
+        width = height * rng.uniform(0.75, 0.95)
+        centre = (anchor[0] + anchor[2]) / 2 + rng.choice((-1, 1)) * rng.uniform(0.15, 0.6) \
+            * a_width
+        x0 = min(max(0.0, centre - width / 2), size - width)
     y1 = min(size, max(height, bottom * size))
     return np.array([x0, y1 - height, x0 + width, y1], dtype=np.float32)
+
+
+def _heads_and_shoulders(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (N, 4) -> the squares of their heads and the boxes of their shoulders (N, 4),
+    as ``draw_person`` draws them (a head about half the box's width across, on top)."""
+    x0, y0, x1, y1 = boxes.T
+    w, h = x1 - x0, y1 - y0
+    cx, r = (x0 + x1) / 2, 0.25 * np.minimum(w, h)
+    heads = np.stack([cx - r, y0, cx + r, y0 + 2 * r], 1)
+    shoulders = np.stack([x0, y0 + 2 * r - 0.1 * h, x1, y1], 1)
+    return heads, shoulders
+
+
+def _covered(inner: np.ndarray, outer: np.ndarray) -> np.ndarray:
+    """The fraction of each box of ``inner`` (N, 4) that lies in the matching box of
+    ``outer`` (N, 4)."""
+    w = np.clip(np.minimum(inner[:, 2], outer[:, 2]) - np.maximum(inner[:, 0], outer[:, 0]), 0,
+                None)
+    h = np.clip(np.minimum(inner[:, 3], outer[:, 3]) - np.maximum(inner[:, 1], outer[:, 1]), 0,
+                None)
+    return w * h / ((inner[:, 2] - inner[:, 0]) * (inner[:, 3] - inner[:, 1]))
+
+
+def _fits(box: np.ndarray, placed: np.ndarray, cap: float) -> bool:
+    """Whether ``box`` may join the people ``placed`` (M, 4): IoU at most ``cap`` with each,
+    and every head of the two in a pair, the one behind (higher feet) hidden at most
+    ``HEAD_HIDDEN`` by the head and shoulders of the one in front."""
+    if not len(placed):
+        return True
+    if box_iou(box[None], placed)[0].max() > cap:
+        return False
+    near = placed[(placed[:, 0] < box[2]) & (placed[:, 2] > box[0])
+                  & (placed[:, 1] < box[3]) & (placed[:, 3] > box[1])]
+    if not len(near):
+        return True
+    mine = np.repeat(box[None], len(near), 0)
+    behind_is_mine = near[:, 3] >= box[3]
+    behind = np.where(behind_is_mine[:, None], mine, near)
+    front = np.where(behind_is_mine[:, None], near, mine)
+    head, _ = _heads_and_shoulders(behind)
+    front_head, front_shoulders = _heads_and_shoulders(front)
+    hidden = np.minimum(1.0, _covered(head, front_head) + _covered(head, front_shoulders))
+    return bool((hidden <= HEAD_HIDDEN).all())
 
 
 def draw_person(draw: ImageDraw.ImageDraw, box: np.ndarray, rng: random.Random) -> None:
@@ -126,14 +201,17 @@ def crowd_scene(seed: int, size: int = IMAGE_SIZE, max_people: int = MAX_PEOPLE,
     if not 0 <= max_overlap < 1:
         raise ValueError(f"max_overlap must be in [0, 1), got {max_overlap}")
     rng = random.Random(seed)
-    wanted, cap = _count(rng, max_people), rng.uniform(0, max_overlap)
-    boxes: list[np.ndarray] = []
+    wanted, together = _count(rng, max_people), rng.random()
+    placed = np.zeros((0, 4), np.float32)
     for _ in range(wanted):
-        for _ in range(100):
-            box = _person_box(rng, size)
-            if not boxes or box_iou(box[None], np.stack(boxes)).max() <= cap:
-                boxes.append(box)
+        for _ in range(TRIES):
+            anchor = (placed[rng.randrange(len(placed))]
+                      if len(placed) and rng.random() < together else None)
+            box = _person_box(rng, size, anchor)
+            if _fits(box, placed, max_overlap):
+                placed = np.concatenate([placed, box[None]])
                 break
+    boxes = list(placed)
     image = _background(rng, size)
     draw = ImageDraw.Draw(image)
     order = sorted(range(len(boxes)), key=lambda i: boxes[i][3])  # the ones behind first
