@@ -34,6 +34,7 @@ from rich.console import Console
 from torch import nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     check_settings,
     fit,
     load_model,
@@ -279,7 +280,7 @@ def score_captions(captions: Sequence[str], items: Sequence[CaptionItem]) -> Cap
 
 
 @dataclass
-class CaptionResult:
+class CaptionResult(RunRecord):
     """What a training run reached."""
 
     config: CaptionConfig
@@ -296,16 +297,10 @@ class CaptionResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
         valid = (f"; best validation error {self.best_valid:.4f}"
                  if self.best_valid is not None else "")
-        return (f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                f"min; stopped by {self.stopped_by}{valid}")
+        return self.run_line() + valid
 
 
 def build_model(config: CaptionConfig, vocab: Vocabulary) -> Captioner:

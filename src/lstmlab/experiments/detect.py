@@ -43,6 +43,7 @@ from rich.console import Console
 from torch import nn
 
 from lstmlab.experiments.supervised import (
+    RunRecord,
     check_settings,
     fit,
     load_model,
@@ -249,7 +250,7 @@ def scores_by_bucket(detections: Sequence[tuple[np.ndarray, np.ndarray]],
 
 
 @dataclass
-class DetectResult:
+class DetectResult(RunRecord):
     """What a training run reached (AP in [0, 1])."""
 
     config: DetectConfig
@@ -265,16 +266,10 @@ class DetectResult:
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["config"] = asdict(self.config)
-        return d
-
     def summary(self) -> str:
         valid = (f"; best validation AP {self.best_valid_ap:.3f}"
                  if self.best_valid_ap is not None else "")
-        return (f"{self.steps:,} steps ({self.epochs:.2f} epochs) in {self.seconds / 60:.1f} "
-                f"min; stopped by {self.stopped_by}{valid}")
+        return self.run_line() + valid
 
 
 def build_model(config: DetectConfig) -> Detector:
