@@ -356,6 +356,19 @@ function addMatVec(out, W, rows, cols, x, b) {
   return out;
 }
 
+/**
+ * out += W_ih x + b_ih, the input's part of a step. An input may carry that part already
+ * (x.projection, `rows` numbers): a language model's first layer sees one of V embeddings, so
+ * step() computes each token's projection once and reuses it.
+ */
+function addInput(out, w, rows, x) {
+  if (x.projection) {
+    for (let r = 0; r < rows; r++) out[r] += x.projection[r];
+    return out;
+  }
+  return addMatVec(out, w.weight_ih, rows, x.length, x, w.bias_ih);
+}
+
 /** A linear layer {weight, bias} applied to x: a new Float64Array. */
 function applyLinear(lin, x) {
   const [rows, cols] = lin.weight.shape;
@@ -400,7 +413,6 @@ function runLSTM(layer, w, xs, reverse, init, record) {
   const G = gates.length;
   const sig = gates.filter((g) => g !== "z");
   const S = sig.length;
-  const I = xs.length ? xs[0].length : 0;
   const at = Object.fromEntries(gates.map((g, n) => [g, n * H])); // block offsets
   const peep = { i: w.weight_ci, f: w.weight_cf, o: w.weight_co };
   const usePeep = (g) => spec.peepholes && sig.includes(g);
@@ -418,7 +430,7 @@ function runLSTM(layer, w, xs, reverse, init, record) {
   for (let n = 0; n < T; n++) {
     const t = reverse ? T - 1 - n : n;
     pre.fill(0);
-    addMatVec(pre, w.weight_ih, G * H, I, xs[t], w.bias_ih);
+    addInput(pre, w, G * H, xs[t]);
     addMatVec(pre, w.weight_hh, G * H, Hy, y, w.bias_hh);
     if (hist) { // FGR: the previous step's learned gates feed every learned gate
       const r = addMatVec(new Float64Array(S * H), w.weight_gates, S * H, S * H, hist);
@@ -462,14 +474,13 @@ function runLSTM(layer, w, xs, reverse, init, record) {
 /** A GRU direction (torch.nn.GRU's equations, blocks r, z, n). */
 function runGRU(layer, w, xs, reverse, init, record) {
   const H = layer.hidden_size;
-  const I = xs.length ? xs[0].length : 0;
   let hPrev = init?.h ? Float64Array.from(init.h) : new Float64Array(H);
   const T = xs.length;
   const outputs = new Array(T);
   const rec = record ? { r: [], z: [], n: [], h: [] } : null;
   for (let k = 0; k < T; k++) {
     const t = reverse ? T - 1 - k : k;
-    const wx = addMatVec(new Float64Array(3 * H), w.weight_ih, 3 * H, I, xs[t], w.bias_ih);
+    const wx = addInput(new Float64Array(3 * H), w, 3 * H, xs[t]);
     const wh = addMatVec(new Float64Array(3 * H), w.weight_hh, 3 * H, H, hPrev, w.bias_hh);
     const r = new Float64Array(H), z = new Float64Array(H), n = new Float64Array(H);
     const hNew = new Float64Array(H);
@@ -489,7 +500,6 @@ function runGRU(layer, w, xs, reverse, init, record) {
 /** An Elman RNN direction: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh). */
 function runRNN(layer, w, xs, reverse, init, record) {
   const H = layer.hidden_size;
-  const I = xs.length ? xs[0].length : 0;
   const act = layer.nonlinearity === "relu" ? (x) => Math.max(0, x) : Math.tanh;
   let hPrev = init?.h ? Float64Array.from(init.h) : new Float64Array(H);
   const T = xs.length;
@@ -497,7 +507,7 @@ function runRNN(layer, w, xs, reverse, init, record) {
   const rec = record ? { h: [] } : null;
   for (let k = 0; k < T; k++) {
     const t = reverse ? T - 1 - k : k;
-    const a = addMatVec(new Float64Array(H), w.weight_ih, H, I, xs[t], w.bias_ih);
+    const a = addInput(new Float64Array(H), w, H, xs[t]);
     addMatVec(a, w.weight_hh, H, H, hPrev, w.bias_hh);
     for (let u = 0; u < H; u++) a[u] = act(a[u]);
     hPrev = a;
@@ -718,6 +728,20 @@ export class Model {
     return Float64Array.from(this.tensors["embedding.weight"].data.subarray(id * E, (id + 1) * E));
   }
 
+  /** A token's embedding carrying its first-layer input projection (computed once a token). */
+  _projected(token) {
+    this._projections ??= new Map();
+    let x = this._projections.get(token);
+    if (!x) {
+      x = this._embed(token);
+      const w = directionWeights(this.tensors, this.layer, 0, false);
+      const rows = this.tensors[`${this.layer.prefix}weight_ih_l0`].shape[0];
+      x.projection = addMatVec(new Float64Array(rows), w.weight_ih, rows, x.length, x, w.bias_ih);
+      this._projections.set(token, x);
+    }
+    return x;
+  }
+
   /**
    * One token of a language model: {logits (V numbers), state}; `state` null for the zero
    * state, else the previous step's (or run's) state. Stepping a sequence gives run's outputs.
@@ -730,7 +754,7 @@ export class Model {
       throw new Error("lstmlab.js: a bidirectional layer cannot run one token at a time");
     }
     this._ids([token], this.config.vocab_size, "token");
-    const r = runLayer(this.layer, this.tensors, [this._embed(token)], { state });
+    const r = runLayer(this.layer, this.tensors, [this._projected(token)], { state });
     return { logits: plain(applyLinear(this.decoder, r.outputs[0])), state: r.state };
   }
 
