@@ -105,7 +105,8 @@ def test_killed_worker_then_rerun_loses_and_repeats_nothing(tmp_path):
     assert [t.number for t in failed] == [killed.number]
     retry = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
     assert len(retry) == 1 and retry[0].state == TrialState.COMPLETE
-    assert retry[0].params == killed.params or not killed.params  # the same point again
+    # the same point again (the worker may have died before it had drawn every parameter)
+    assert all(retry[0].params[name] == value for name, value in killed.params.items())
 
 
 def _stored_study(tmp_path: Path) -> str:
