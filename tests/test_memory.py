@@ -16,8 +16,8 @@ from lstmlab.experiments.guessing import guess_trial
 from lstmlab.experiments.learner import train_trial
 from lstmlab.experiments.memory_trial import Budget, LearnerConfig
 from lstmlab.models.memory import build_memory_model, output_prior_logits
-from lstmlab.tasks import StreakRule, make_task
-from lstmlab.tasks.memory import InternTask
+from lstmlab.tasks import Batch, StreakRule, make_task
+from lstmlab.tasks.memory import InternTask, probe
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -101,12 +101,24 @@ def test_interrupt_keeps_what_was_measured(tmp_path):
 # -- the head's prior --------------------------------------------------------------------------
 
 def test_head_bias_starts_at_each_outputs_prior():
-    task = make_task("lag", 20, variant="2b")  # 21 outputs; only x and y are ever a target
+    task = make_task("lag", 20, variant="2c", distractors=5)  # 2 outputs: x or y at the end
     net = build_memory_model(task, "lstm", 4, seed=0)
     p = torch.sigmoid(net.head.bias)
     assert torch.equal(net.head.bias, output_prior_logits(task))
     assert abs(p[0] - 0.5) < 0.1 and abs(p[0] + p[1] - 1) < 1e-6  # x|y half the time each
-    assert torch.allclose(p[2:], torch.full((19,), 0.01))       # never a target: clamped
+    # lag 2b, every step scored: x|y are the target at 1 step of 20 (half the time each), each
+    # a-symbol at 1/19 of the other 19; none is ever a target at a rate below 0.01 to clamp
+    p = torch.sigmoid(build_memory_model(make_task("lag", 20, variant="2b"), "lstm", 4).head.bias)
+    assert abs(p[0] - 0.025) < 0.01 and abs(p[0] + p[1] - 0.05) < 1e-6
+    assert torch.allclose(p[2:], torch.full((19,), 0.05), atol=0.01)
+    # an output never a target at the scored steps starts at 0.01 (clamped): 2b read at its end
+    b2 = make_task("lag", 20, variant="2b")
+    sample = probe(b2)
+    ends = Batch(sample.inputs, sample.targets, torch.zeros_like(sample.mask), sample.lengths)
+    ends.mask[-1] = True
+    clamped = torch.sigmoid(output_prior_logits(b2, ends))
+    assert abs(clamped[0] + clamped[1] - 1) < 1e-6
+    assert torch.allclose(clamped[2:], torch.full((19,), 0.01))
     plain = build_memory_model(task, "lstm", 4, head_init="default", seed=0)
     assert plain.head.bias.abs().max() <= 0.5  # torch.nn's U(-1/sqrt(H), 1/sqrt(H))
     intern = make_task("intern", 5)  # cross-entropy outputs keep torch.nn's initialisation
@@ -117,13 +129,23 @@ def test_head_bias_starts_at_each_outputs_prior():
         LearnerConfig(head_init="zeros")
 
 
-def test_lstm_learns_lag_2b_and_counts_before_the_streak():
-    result = train_trial("lag", {"variant": "2b"}, 40, "lstm", seed=0,
-                         config=LearnerConfig(hidden=16), budget=Budget(sequences=25_000),
-                         test_size=256)
-    assert result.solved and result.test_errors == 0
-    assert result.sequences_to_criterion == result.sequences_to_success + 10_000
-    assert result.sequences_to_success < 8_000
+def test_lag_2a_2b_every_step_trained_need_the_1997_linear_cell_output():
+    """Trained at every step, as the 1997 paper defines 2a and 2b, the standard LSTM's cell
+    states drift (the locally predictable or random middle drives every cell's input), tanh(c)
+    saturates and the x|y read-out stays at chance; the 1997 experiment-2 cell's linear output
+    (h = identity, ``lstm:NOAF``) learns both. 2b needs cross-entropy: its unpredictable middle
+    saturates squared error through 101 sigmoids."""
+    config = LearnerConfig(hidden=16, loss="bce")
+    budget = Budget(sequences=40_000)
+    b = train_trial("lag", {"variant": "2b"}, 20, "lstm:NOAF", 0, config, budget, test_size=256)
+    assert b.solved and b.test_errors == 0
+    assert b.sequences_to_criterion == b.sequences_to_success + 10_000
+    assert b.sequences_to_success < 15_000
+    tanh = train_trial("lag", {"variant": "2b"}, 20, "lstm", 0, config, budget, test_size=256)
+    assert not tanh.solved and tanh.test_errors > 128  # at chance on the final x|y
+    a = train_trial("lag", {"variant": "2a"}, 20, "lstm:NOAF", 0, LearnerConfig(hidden=16),
+                    budget, test_size=256)
+    assert a.solved and a.test_errors == 0 and a.sequences_to_success < 10_000
 
 
 # -- end to end ----------------------------------------------------------------------------------

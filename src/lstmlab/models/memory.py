@@ -12,9 +12,10 @@ Initialisation decides whether a gradient learner can learn a 100-step lag at al
                     given).
     head_init "prior"  (default) for tasks with logistic outputs, the head's bias starts at each
                     output's prior log-odds, measured on ``probe(task)`` (256 sequences of a
-                    fixed seed): in lag 2b, where 99 of 101 outputs are never a target, an LSTM
-                    started at torch.nn's bias silences them by saturating its hidden state and
-                    stays at chance. "default" keeps torch.nn's bias.
+                    fixed seed): in lag 2a/2b, where each of 101 outputs is a target at 1%
+                    of the steps or less, an LSTM started at torch.nn's bias silences them by
+                    saturating its hidden state and stays at chance. "default" keeps torch.nn's
+                    bias.
 """
 
 from __future__ import annotations

@@ -54,10 +54,12 @@ class LagTask(MemoryTask):
     at every step; only the last (x or y again) needs memory. O = p + 1, loss "mse_sigmoid" against
     the one-hot next symbol.
     2b: as 2a, but a1..a_{p-1} are drawn uniformly with replacement from the p - 1 a-symbols (no
-    local regularity). The next random symbol cannot be predicted, so (ours; docs/tasks.md, B2)
-    only the last step, whose target is x or y, is scored.
-    Correct (2a, 2b): max absolute error of the sigmoid outputs over all units and scored steps
-    below 0.25 (the error returned is that maximum).
+    local regularity). As the paper says, "again, every next sequence element has to be
+    predicted": every step is trained towards the symbol that actually comes next (a random
+    a-symbol in the middle, which the best net can only predict as 1 / (p - 1) on each a-unit),
+    but success is judged "at sequence end" only, where the target is x or y.
+    Correct: max absolute error of the sigmoid outputs over all units, below 0.25, over every step
+    (2a) or at the last step (2b); the error returned is that maximum.
     2c (lag = q, ``distractors`` = p, default q): b, then x or y, then q + k random distractors
     (uniform over p symbols), then e; the target at the e step is the x or y (2 outputs: class 0 =
     x, 1 = y), error only there. k is geometric with mean ``extra_mean`` = 10, so that b, x|y, the
@@ -126,9 +128,7 @@ class LagTask(MemoryTask):
         else:
             middle = randint(2, p, (p - 1, batch_size), generator)
         sequence = torch.cat([first.unsqueeze(0), middle, first.unsqueeze(0)])  # (p + 1, B)
-        mask = torch.ones((p, batch_size), dtype=torch.bool)
-        if self.variant == "2b":
-            mask[:-1] = False
+        mask = torch.ones((p, batch_size), dtype=torch.bool)  # 2a and 2b: every step trained
         return Batch(one_hot(sequence[:p], p + 1), sequence[1:].clone(), mask,
                      torch.full((batch_size,), p, dtype=torch.long), {"first": first})
 
@@ -155,12 +155,14 @@ class LagTask(MemoryTask):
                      {"extra": k, "which": which})
 
     def evaluate(self, outputs: Tensor, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Error: max |sigmoid(output) - target| over units and scored steps; correct when below
-        0.25 (2a, 2b) or 0.2 (2c)."""
+        """Error: max |sigmoid(output) - target| over units and the judged steps (2a, 2c: the
+        scored steps; 2b: the last step, the only predictable one); correct when below 0.25 (2a,
+        2b) or 0.2 (2c)."""
         self.check_outputs(outputs, batch)
         abs_error = (torch.sigmoid(outputs.detach().float())
                      - self.target_vectors(batch)).abs().amax(-1)
-        error = masked_max(abs_error, batch.mask)
+        judged = last_step_mask(batch.lengths, batch.steps) if self.variant == "2b" else batch.mask
+        error = masked_max(abs_error, judged)
         return error < (0.2 if self.variant == "2c" else 0.25), error
 
     def stopping_rule(self) -> StoppingRule:
