@@ -57,6 +57,10 @@ ENTRIES: list[tuple[str, str, str]] = [
     # count the sequences before their 10,000-in-a-row streak, as the paper does.
     ("lag-2a-100", "lstm", "lag:2a --lag 100 --learners lstm --budget 100000"),
     ("lag-2b-100", "lstm", "lag:2b --lag 100 --learners lstm --budget 100000"),
+    # every step scored, the standard cell's tanh(c) saturates as the local predictions drive
+    # the cells (the 1997 paper's "internal state drift"); the 1997 cell of experiment 2 has a
+    # linear output, h(c) = c: NOAF (docs/tasks.md, B2)
+    ("lag-2a-100-noaf", "lstm", "lag:2a --lag 100 --learners lstm:NOAF --budget 100000"),
     # the Elman RNN, with the LSTM's budgets
     ("rnn-intern-100", "rnn", "intern --lag 100 --learners rnn,lstm --budget 100000"),
     ("rnn-intern-200", "rnn", "intern --lag 200 --learners rnn,lstm --budget 100000"),
