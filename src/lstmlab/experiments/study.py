@@ -26,6 +26,8 @@ one of the ``trials`` and stays out of the analysis, which reads COMPLETE trials
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib.util
 import multiprocessing
 import os
@@ -366,16 +368,35 @@ class _Heartbeat:
         self.thread.join()
 
 
+@contextlib.contextmanager
+def _claim_lock(storage: optuna.storages.RDBStorage):
+    """Optuna's compare-and-set of a trial's state reads and writes in one transaction with
+    SELECT ... FOR UPDATE, which PostgreSQL honours and SQLite ignores: two processes can both
+    read WAITING and both take the trial. A SQLite study's workers share its file system, so they
+    take turns through a file lock beside the database."""
+    url = storage.url
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    with open(url[len("sqlite:///"):] + ".claim.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _claim(storage: optuna.storages.RDBStorage, study: optuna.Study) -> int | None:
     """Take one WAITING trial of ``study`` (compare-and-set: each is taken once)."""
     study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        try:
-            if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
-                return trial_id
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
+    with _claim_lock(storage):
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+            try:
+                if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+                    return trial_id
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue
     return None
 
 
