@@ -266,3 +266,30 @@ def test_input_noise_nesterov_and_patience():
     assert all(float(x.abs().max()) == 0 for x in seen)  # no noise unless asked
     with pytest.raises(ValueError, match="nesterov needs optimizer 'sgd' and a momentum"):
         TrainConfig(optimizer="sgd", nesterov=True)
+
+
+_CLAIMER = """
+import sys, optuna
+from lstmlab.experiments.study import _claim
+url, name, out = sys.argv[1:]
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+study = optuna.load_study(study_name=name, storage=storage)
+taken = []
+while (trial_id := _claim(storage, study)) is not None:
+    taken.append(trial_id)
+open(out, "w").write(" ".join(map(str, taken)))
+"""
+
+
+def test_sqlite_workers_claim_each_queued_trial_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'claims.db'}"
+    study = optuna.create_study(study_name="claims", storage=url)
+    for _ in range(40):
+        study.enqueue_trial({})
+    outs = [tmp_path / f"taken{k}.txt" for k in range(3)]
+    workers = [subprocess.Popen([sys.executable, "-c", _CLAIMER, url, "claims", str(out)],
+                                env={**os.environ, "PYTHONPATH": SRC}) for out in outs]
+    assert all(w.wait(timeout=120) == 0 for w in workers)
+    taken = [int(t) for out in outs for t in out.read_text().split()]
+    assert sorted(taken) == sorted({t._trial_id for t in study.get_trials()})  # each exactly once
