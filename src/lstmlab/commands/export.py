@@ -1,6 +1,7 @@
 """`lstmlab export ...`: a saved model for other runtimes (onnx, web).
 
     lstmlab export onnx runs/shakespeare lm.onnx [--force] [--opset 17] [--state] [--check]
+    lstmlab export onnx runs/de-en translator.onnx    # and translator.step.onnx
     lstmlab export web runs/shakespeare site/model/ [--force]
 
 Each subcommand loads the checkpoint with ``lstmlab.load`` and calls one function of
@@ -33,11 +34,19 @@ def onnx(args: argparse.Namespace) -> None:
     meta = {p.key: p.value for p in proto.metadata_props}
     print(f"{path}: {meta['lstmlab.kind']}, opset {args.opset}, recurrent layers as "
           f"{meta['lstmlab.recurrent']}, {path.stat().st_size:,} bytes")
-    for label, values in (("inputs", proto.graph.input), ("outputs", proto.graph.output)):
-        print(f"  {label}: " + "; ".join(f"{v.name} {_shape(v)}" for v in values))
+    _print_signature(proto)
+    if "lstmlab.step_graph" in meta:  # a decoding kind: the start graph and the step graph
+        step = path.with_name(meta["lstmlab.step_graph"])
+        print(f"{step}: one decoder step, {step.stat().st_size:,} bytes")
+        _print_signature(onnx_package.load(str(step), load_external_data=False))
     if args.check:
         worst = compare(model, path)
         print(f"  onnxruntime vs lstmlab on a random batch: max abs difference {worst:.2e}")
+
+
+def _print_signature(proto) -> None:
+    for label, values in (("inputs", proto.graph.input), ("outputs", proto.graph.output)):
+        print(f"  {label}: " + "; ".join(f"{v.name} {_shape(v)}" for v in values))
 
 
 def _shape(value) -> str:
@@ -76,6 +85,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("onnx", help="an ONNX model file (onnxruntime and other runtimes)",
                        description=f"Write the model saved in CHECKPOINT as an ONNX graph: "
                                    f"dynamic batch and sequence length, eval mode, float32. "
+                                   f"A translator or captioner becomes two files: OUT (reads "
+                                   f"the input, gives the decoder's first state) and "
+                                   f"beside it one decoder step (t.onnx: t.step.onnx). "
                                    f"Exportable: {EXPORTABLE}. Needs the export extra "
                                    "(pip install 'lstmlab[export]').")
     p.add_argument("checkpoint", help="run directory (or its best.json / model.json)")

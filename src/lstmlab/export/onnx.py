@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,14 +75,6 @@ def require(package: str) -> None:
                                 f"installed: {EXTRA}") from None
 
 
-@dataclass
-class _Signature:
-    """A graph's inputs and outputs as (name, element type, shape)."""
-
-    inputs: list[tuple[str, int, list]] = field(default_factory=list)
-    outputs: list[tuple[str, int, list]] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class _Kind:
     """How a kind is exported: its builder, and whether its forward takes lengths
@@ -91,6 +83,7 @@ class _Kind:
     build: Callable
     lengths: str
     state: bool
+    step: Callable | None = None  # the one-step graph of a decoding kind (a second file)
 
 
 def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: int = OPSET,
@@ -120,10 +113,6 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
         MissingExtraError: the onnx package is missing.
     """
     require("onnx")
-    import onnx
-    from onnx import helper
-
-    from lstmlab import __version__
     from lstmlab.export import onnx_graph
 
     global og
@@ -149,21 +138,48 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
         raise ValueError(f"a {kind} model takes no initial state; export it without one "
                          "(the kinds that do: layer, language_model, music)")
 
+    steps = None
+    if how.step is not None:
+        from lstmlab.export.onnx_decoders import describe_state, step_path
+
+        steps = step_path(path)
+        if steps.exists() and not force:
+            raise ValueError(f"{steps} (the step graph of {path.name}) exists; pass force=True "
+                             "(--force) to replace it")
+    common = {"lstmlab.kind": kind,
+              "lstmlab.config": json.dumps(model.config() if hasattr(model, "config")
+                                           else _layer_config(model))}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if steps is not None:  # the step graph first: a start graph names a file that exists
+        state = describe_state(model)
+        _write(how.step, model, opset, f"lstmlab_{kind}_step", steps,
+               {**common, "lstmlab.graph": "step", "lstmlab.state": state})
+        common.update({"lstmlab.graph": "start", "lstmlab.step_graph": steps.name,
+                       "lstmlab.state": state})
+    return _write(lambda g, m: how.build(g, m, bool(lengths), bool(initial_state)), model, opset,
+                  f"lstmlab_{kind}", path, common)
+
+
+def _write(build: Callable, model: nn.Module, opset: int, name: str, path: Path,
+           props: dict[str, str]) -> Path:
+    """Build one graph of ``model``, check it and write it atomically to ``path``."""
+    import onnx
+    from onnx import helper
+
+    from lstmlab import __version__
+
     g = og.Graph(opset)
-    signature = how.build(g, model, bool(lengths), bool(initial_state))
+    signature = build(g, model)
     layers = [m for m in model.modules() if isinstance(m, RecurrentLayer)]
     graph = helper.make_graph(
-        g.nodes, f"lstmlab_{kind}",
+        g.nodes, name,
         [og.value_info(*i) for i in signature.inputs],
         [og.value_info(*o) for o in signature.outputs], g.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
                               producer_name="lstmlab", producer_version=__version__)
-    config = model.config() if hasattr(model, "config") else _layer_config(model)
     helper.set_model_props(proto, {
-        "lstmlab.kind": kind, "lstmlab.config": json.dumps(config),
-        "lstmlab.recurrent": json.dumps([og.onnx_op(m) for m in layers])})
+        **props, "lstmlab.recurrent": json.dumps([og.onnx_op(m) for m in layers])})
     onnx.checker.check_model(proto, full_check=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_bytes(path, proto.SerializeToString())
 
 
@@ -200,60 +216,32 @@ def _layer_config(layer: RecurrentLayer) -> dict:
 # --- the kinds ---------------------------------------------------------------------------------
 # Each builder adds its inputs, nodes and outputs to the graph and returns the signature.
 
-def _float(name: str, *shape) -> tuple[str, int, list]:
-    return (name, og.FLOAT, list(shape))
-
-
-def _int64(name: str, *shape) -> tuple[str, int, list]:
-    return (name, og.INT64, list(shape))
-
-
-def _inputs(g: Graph, sig: _Signature, *specs: tuple[str, int, list]) -> list[str]:
-    """Declare graph inputs (their names are reserved) and return the names."""
-    for spec in specs:
-        sig.inputs.append(spec)
-        g.fresh(spec[0])
-    return [spec[0] for spec in specs]
-
-
-def _output(g: Graph, sig: _Signature, value: str, spec: tuple[str, int, list]) -> None:
-    """Make ``value`` the graph output named ``spec[0]`` (a name ``_reserve`` kept free)."""
-    g.name_as(value, spec[0])
-    sig.outputs.append(spec)
-
-
-def _reserve(g: Graph, *names: str) -> None:
-    """Keep the output names free: the nodes built before the outputs must not take them."""
-    for name in names:
-        g.fresh(name)
-
-
-def _state_inputs(g: Graph, sig: _Signature, layer: RecurrentLayer,
+def _state_inputs(g: Graph, sig: og.Signature, layer: RecurrentLayer,
                   initial_state: bool) -> tuple[str | None, str | None]:
     if not initial_state:
         return None, None
     rows = layer.num_layers * layer.num_directions
-    h0 = _inputs(g, sig, _float("h0", rows, "B", layer.output_size))[0]
-    c0 = _inputs(g, sig, _float("c0", rows, "B", layer.hidden_size))[0] \
+    h0 = og.declare_inputs(g, sig, og.float_spec("h0", rows, "B", layer.output_size))[0]
+    c0 = og.declare_inputs(g, sig, og.float_spec("c0", rows, "B", layer.hidden_size))[0] \
         if isinstance(layer, LSTM) else None
     return h0, c0
 
 
-def _state_outputs(g: Graph, sig: _Signature, layer: RecurrentLayer,
+def _state_outputs(g: Graph, sig: og.Signature, layer: RecurrentLayer,
                    result: Recurrent) -> None:
     rows = layer.num_layers * layer.num_directions
-    _output(g, sig, result.h_n, _float("h_n", rows, "B", layer.output_size))
+    og.set_output(g, sig, result.h_n, og.float_spec("h_n", rows, "B", layer.output_size))
     if result.c_n is not None:
-        _output(g, sig, result.c_n, _float("c_n", rows, "B", layer.hidden_size))
+        og.set_output(g, sig, result.c_n, og.float_spec("c_n", rows, "B", layer.hidden_size))
 
 
 def _build_layer(g: Graph, layer: RecurrentLayer, lengths: bool,
-                 initial_state: bool) -> _Signature:
-    sig = _Signature()
-    _reserve(g, "output", "h_n", "c_n")
+                 initial_state: bool) -> og.Signature:
+    sig = og.Signature()
+    og.reserve(g, "output", "h_n", "c_n")
     steps = ["B", "T"] if layer.batch_first else ["T", "B"]
-    x = _inputs(g, sig, _float("input", *steps, layer.input_size))[0]
-    lens = _inputs(g, sig, _int64("lengths", "B"))[0] if lengths else None
+    x = og.declare_inputs(g, sig, og.float_spec("input", *steps, layer.input_size))[0]
+    lens = og.declare_inputs(g, sig, og.int64_spec("lengths", "B"))[0] if lengths else None
     h0, c0 = _state_inputs(g, sig, layer, initial_state)
     if layer.batch_first:
         x = g.node("Transpose", [x], perm=[1, 0, 2])
@@ -262,59 +250,60 @@ def _build_layer(g: Graph, layer: RecurrentLayer, lengths: bool,
     if layer.batch_first:
         output = g.node("Transpose", [output], perm=[1, 0, 2])
     width = layer.num_directions * layer.output_size
-    _output(g, sig, output, _float("output", *steps, width))
+    og.set_output(g, sig, output, og.float_spec("output", *steps, width))
     _state_outputs(g, sig, layer, result)
     return sig
 
 
 def _build_sequence(g: Graph, model: SequenceModel, lengths: bool,
-                    initial_state: bool) -> _Signature:
-    sig = _Signature()
-    _reserve(g, "outputs")
-    x = _inputs(g, sig, _float("inputs", "T", "B", model.input_size))[0]
-    lens = _inputs(g, sig, _int64("lengths", "B"))[0] if lengths else None
+                    initial_state: bool) -> og.Signature:
+    sig = og.Signature()
+    og.reserve(g, "outputs")
+    x = og.declare_inputs(g, sig, og.float_spec("inputs", "T", "B", model.input_size))[0]
+    lens = og.declare_inputs(g, sig, og.int64_spec("lengths", "B"))[0] if lengths else None
     result = og.recurrent(g, model.recurrent, x, lens)
     out = g.linear(result.output, model.head.weight, model.head.bias, "head")
-    _output(g, sig, out, _float("outputs", "T", "B", model.output_size))
+    og.set_output(g, sig, out, og.float_spec("outputs", "T", "B", model.output_size))
     return sig
 
 
 def _build_language_model(g: Graph, model: LanguageModel, lengths: bool,
-                          initial_state: bool) -> _Signature:
-    sig = _Signature()
-    _reserve(g, "logits", "h_n", "c_n")
-    ids = _inputs(g, sig, _int64("inputs", "T", "B"))[0]
+                          initial_state: bool) -> og.Signature:
+    sig = og.Signature()
+    og.reserve(g, "logits", "h_n", "c_n")
+    ids = og.declare_inputs(g, sig, og.int64_spec("inputs", "T", "B"))[0]
     h0, c0 = _state_inputs(g, sig, model.recurrent, initial_state)
     x = g.node("Gather", [g.constant(og.array(model.embedding.weight), "embedding"), ids],
                "embedded", axis=0)
     result = og.recurrent(g, model.recurrent, x, None, h0, c0)
     logits = g.linear(result.output, model.decoder.weight, model.decoder.bias, "decoder")
-    _output(g, sig, logits, _float("logits", "T", "B", model.vocab_size))
+    og.set_output(g, sig, logits, og.float_spec("logits", "T", "B", model.vocab_size))
     _state_outputs(g, sig, model.recurrent, result)
     return sig
 
 
-def _build_music(g: Graph, model: MusicModel, lengths: bool, initial_state: bool) -> _Signature:
-    sig = _Signature()
-    _reserve(g, "logits", "probabilities", "h_n", "c_n")
-    frames = _inputs(g, sig, _float("frames", "T", "B", model.keys))[0]
-    lens = _inputs(g, sig, _int64("lengths", "B"))[0] if lengths else None
+def _build_music(g: Graph, model: MusicModel, lengths: bool, initial_state: bool) -> og.Signature:
+    sig = og.Signature()
+    og.reserve(g, "logits", "probabilities", "h_n", "c_n")
+    frames = og.declare_inputs(g, sig, og.float_spec("frames", "T", "B", model.keys))[0]
+    lens = og.declare_inputs(g, sig, og.int64_spec("lengths", "B"))[0] if lengths else None
     h0, c0 = _state_inputs(g, sig, model.recurrent, initial_state)
     result = og.recurrent(g, model.recurrent, frames, lens, h0, c0)
     logits = g.linear(result.output, model.head.weight, model.head.bias, "head")
-    _output(g, sig, logits, _float("logits", "T", "B", model.keys))
-    _output(g, sig, g.node("Sigmoid", [logits]),
-            _float("probabilities", "T", "B", model.keys))
+    og.set_output(g, sig, logits, og.float_spec("logits", "T", "B", model.keys))
+    og.set_output(g, sig, g.node("Sigmoid", [logits]),
+            og.float_spec("probabilities", "T", "B", model.keys))
     _state_outputs(g, sig, model.recurrent, result)
     return sig
 
 
-def _word_inputs(g: Graph, sig: _Signature, words: WordEncoder) -> tuple[str, str, str | None,
+def _word_inputs(g: Graph, sig: og.Signature, words: WordEncoder) -> tuple[str, str, str | None,
                                                                     str | None]:
-    names = _inputs(g, sig, _int64("words", "T", "B"), _int64("lengths", "B"))
+    names = og.declare_inputs(g, sig, og.int64_spec("words", "T", "B"),
+                              og.int64_spec("lengths", "B"))
     if words.char_vocab_size:
-        names += _inputs(g, sig, _int64("chars", "B", "T_chars", "W"),
-                         _int64("char_lengths", "B", "T_chars"))
+        names += og.declare_inputs(g, sig, og.int64_spec("chars", "B", "T_chars", "W"),
+                         og.int64_spec("char_lengths", "B", "T_chars"))
     else:
         names += [None, None]
     return tuple(names)
@@ -380,22 +369,37 @@ def _pool(g: Graph, model: TextClassifier, outputs: str, lengths: str, h_n: str)
 
 
 def _build_text(g: Graph, model: TextClassifier | SequenceTagger, lengths: bool,
-                initial_state: bool) -> _Signature:
+                initial_state: bool) -> og.Signature:
     """classifier (logits (B, K)) and tagger (logits (T, B, K))."""
 
-    sig = _Signature()
-    _reserve(g, "logits")
+    sig = og.Signature()
+    og.reserve(g, "logits")
     words, lens, chars, char_lengths = _word_inputs(g, sig, model.words)
     x = _word_vectors(g, model.words, words, chars, char_lengths)
     result = og.recurrent(g, model.recurrent, x, lens)
     if isinstance(model, TextClassifier):
         pooled = _pool(g, model, result.output, lens, result.h_n)
         logits = g.linear(pooled, model.head.weight, model.head.bias, "head")
-        _output(g, sig, logits, _float("logits", "B", model.num_classes))
+        og.set_output(g, sig, logits, og.float_spec("logits", "B", model.num_classes))
     else:
         logits = g.linear(result.output, model.head.weight, model.head.bias, "head")
-        _output(g, sig, logits, _float("logits", "T", "B", model.num_tags))
+        og.set_output(g, sig, logits, og.float_spec("logits", "T", "B", model.num_tags))
     return sig
+
+
+DECODING_KINDS = ("translator", "captioner", "detector")
+"""The kinds whose graphs ``lstmlab.export.onnx_decoders`` builds (and checks)."""
+
+
+def _decoding(name: str) -> Callable:
+    """A builder of ``lstmlab.export.onnx_decoders``, imported when a graph is built."""
+
+    def build(g: Graph, model: nn.Module, *options: bool) -> og.Signature:
+        from lstmlab.export import onnx_decoders
+
+        return getattr(onnx_decoders, name)(g, model)
+
+    return build
 
 
 KINDS: dict[str, _Kind] = {
@@ -405,6 +409,10 @@ KINDS: dict[str, _Kind] = {
     "music": _Kind(_build_music, "optional", True),
     "classifier": _Kind(_build_text, "required", False),
     "tagger": _Kind(_build_text, "required", False),
+    "translator": _Kind(_decoding("translator_start"), "required", False,
+                        _decoding("translator_step")),
+    "captioner": _Kind(_decoding("captioner_start"), "no", False, _decoding("captioner_step")),
+    "detector": _Kind(_decoding("detector"), "no", False),
 }
 """What ``to_onnx`` exports: "layer" is a bare LSTM / GRU / RNN, the others are model kinds."""
 
@@ -502,6 +510,11 @@ def compare(module: nn.Module, path: str | Path, *, steps: int = 7, batch: int =
     require("onnxruntime")
     import onnxruntime
 
+    model = _exportable(module)
+    if not isinstance(model, RecurrentLayer) and kind_of(model) in DECODING_KINDS:
+        from lstmlab.export import onnx_decoders
+
+        return onnx_decoders.compare(model, path, batch=batch, seed=seed)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs = example_inputs(module, [i.name for i in session.get_inputs()], steps, batch, seed)
     got = session.run(None, inputs)

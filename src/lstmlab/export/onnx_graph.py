@@ -25,7 +25,7 @@ and, for the LSTM, c_n (L*D, B, H). Every tensor of the graph is float32.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
-from lstmlab.cells import LSTMSpec
+from lstmlab.cells import GRUCell, LSTMCell, LSTMSpec, RecurrentCell, RNNCell
 from lstmlab.layers import GRU, LSTM, RNN, RecurrentLayer
 
 FLOAT = TensorProto.FLOAT
@@ -173,6 +173,49 @@ class Graph:
 
 def value_info(name: str, elem: int, shape: list[int | str | None]) -> onnx.ValueInfoProto:
     return helper.make_tensor_value_info(name, elem, shape)
+
+
+# --- a graph's inputs and outputs -------------------------------------------------------------
+
+
+@dataclass
+class Signature:
+    """A graph's inputs and outputs as (name, element type, shape)."""
+
+    inputs: list[tuple[str, int, list]] = field(default_factory=list)
+    outputs: list[tuple[str, int, list]] = field(default_factory=list)
+
+
+def float_spec(name: str, *shape: int | str) -> tuple[str, int, list]:
+    return (name, FLOAT, list(shape))
+
+
+def int64_spec(name: str, *shape: int | str) -> tuple[str, int, list]:
+    return (name, INT64, list(shape))
+
+
+def bool_spec(name: str, *shape: int | str) -> tuple[str, int, list]:
+    return (name, TensorProto.BOOL, list(shape))
+
+
+def declare_inputs(g: Graph, sig: Signature, *specs: tuple[str, int, list]) -> list[str]:
+    """Declare graph inputs (their names are reserved) and return the names."""
+    for spec in specs:
+        sig.inputs.append(spec)
+        g.fresh(spec[0])
+    return [spec[0] for spec in specs]
+
+
+def set_output(g: Graph, sig: Signature, value: str, spec: tuple[str, int, list]) -> None:
+    """Make ``value`` the graph output named ``spec[0]`` (a name ``reserve`` kept free)."""
+    g.name_as(value, spec[0])
+    sig.outputs.append(spec)
+
+
+def reserve(g: Graph, *names: str) -> None:
+    """Keep the output names free: the nodes built before the outputs must not take them."""
+    for name in names:
+        g.fresh(name)
 
 
 # --- which operator computes a layer ----------------------------------------------------------
@@ -425,3 +468,58 @@ def _lstm_step(b: Graph, spec: LSTMSpec, w, wx_t: str, previous: list[str], hidd
         act = {"i": i, "f": f, "o": o}
         new.append(b.concat([act[n] for n in spec.sigmoid_gates], axis=1, hint=f"{name}_gates"))
     return new, y
+
+
+# --- one step of a cell module, and the image encoder --------------------------------------------
+
+
+def cell_step(g: Graph, cell: RecurrentCell, x: str, state: list[str] | None,
+              hint: str = "cell") -> list[str]:
+    """One step of an ``lstmlab.cells`` module (``LSTMCell`` of any variant, ``GRUCell``,
+    ``RNNCell``) on x (B, I) from ``state`` (the tensors of ``cell.state_widths``, each (B, W);
+    None: zeros, as the cell starts); returns the new state, h first. Unlike a layer's Scan, an
+    FGR cell's gate history is carried in and out."""
+    if state is None:
+        rows = g.dim(x, 0)
+        state = [g.zeros(rows, width, f"{hint}_{name}0")
+                 for name, width in cell.state_widths.items()]
+    if isinstance(cell, LSTMCell):
+        w = cell.lstm_weights()
+        wx = g.linear(x, w.weight_ih, w.bias_ih, f"{hint}_wx")
+        new, _ = _lstm_step(g, cell.spec, w, wx, list(state), cell.hidden_size, hint)
+        return new
+    bias_ih, bias_hh = cell._parameters.get("bias_ih"), cell._parameters.get("bias_hh")
+    wx = g.linear(x, cell.weight_ih, bias_ih, f"{hint}_wx")
+    wh = g.linear(state[0], cell.weight_hh, bias_hh, f"{hint}_wh")
+    if isinstance(cell, GRUCell):  # cells.gru_step
+        x_r, x_z, x_n = g.split(wx, [cell.hidden_size] * 3, 1, f"{hint}_x")
+        h_r, h_z, h_n = g.split(wh, [cell.hidden_size] * 3, 1, f"{hint}_h")
+        r = g.node("Sigmoid", [g.node("Add", [x_r, h_r])], f"{hint}_r")
+        z = g.node("Sigmoid", [g.node("Add", [x_z, h_z])], f"{hint}_z")
+        n = g.node("Tanh", [g.node("Add", [x_n, g.node("Mul", [r, h_n])])], f"{hint}_n")
+        keep = g.node("Mul", [z, state[0]])
+        write = g.node("Mul", [g.node("Sub", [g.scalar(1.0), z]), n])
+        return [g.node("Add", [write, keep], f"{hint}_h")]
+    if isinstance(cell, RNNCell):  # cells.rnn_step
+        act = "Tanh" if cell.nonlinearity == "tanh" else "Relu"
+        return [g.node(act, [g.node("Add", [wx, wh])], f"{hint}_h")]
+    raise TypeError(f"not an lstmlab cell module: {type(cell).__name__}")
+
+
+def image_encoder(g: Graph, encoder: nn.Module, images: str) -> str:
+    """``models.image_encoder.ImageEncoder`` in eval mode (batch norm with its running
+    statistics): images (B, 3, H, W) -> grid (B, C, H', W')."""
+    x = g.node("Sub", [images, g.scalar(0.5)], "centred")
+    for k, (conv, norm, _) in enumerate(zip(*[iter(encoder.blocks)] * 3, strict=True)):
+        stride = conv.stride[0]
+        x = g.node("Conv", [x, g.constant(array(conv.weight), f"conv{k}_weight")], f"conv{k}",
+                   kernel_shape=list(conv.kernel_size), strides=[stride, stride],
+                   pads=[conv.padding[0]] * 4)
+        x = g.node("BatchNormalization",
+                   [x, g.constant(array(norm.weight), f"norm{k}_scale"),
+                    g.constant(array(norm.bias), f"norm{k}_bias"),
+                    g.constant(array(norm.running_mean), f"norm{k}_mean"),
+                    g.constant(array(norm.running_var), f"norm{k}_var")],
+                   f"norm{k}", epsilon=float(norm.eps))
+        x = g.node("Relu", [x], f"block{k}")
+    return x
