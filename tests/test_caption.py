@@ -24,13 +24,7 @@ from lstmlab.models.registry import load, save
 from lstmlab.tasks.shapes import shapes_scene
 from lstmlab.train import TrainConfig, Trainer
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def tiny(attention: str, cell: str = "lstm") -> Captioner:

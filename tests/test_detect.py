@@ -17,13 +17,7 @@ from lstmlab.models.detector import Detector, hungarian_match, match_cost, nms, 
 from lstmlab.models.registry import load_saved
 from lstmlab.tasks.crowds import CrowdScene
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def test_box_iou_by_hand():

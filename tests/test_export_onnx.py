@@ -39,12 +39,7 @@ LSTM_OPERATOR = {"V": "LSTM", "NP": "LSTM", "NIAF": "LSTM", "NOAF": "LSTM", "CIF
                  "NIG": "Scan", "NFG": "Scan", "NOG": "Scan", "FGR": "Scan"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def session(path):

@@ -24,12 +24,7 @@ from lstmlab.models.seq2seq import Translator  # noqa: E402
 TOLERANCE = 1e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 def randomise(module, seed=0, scale=0.5):

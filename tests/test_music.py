@@ -39,13 +39,7 @@ from lstmlab.tasks.music import (
 )
 from lstmlab.train import CheckpointError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 SMALL = {"train": [[[60, 64, 67], [], [62, 65, 69]], [[21], [108]]],

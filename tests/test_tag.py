@@ -22,13 +22,7 @@ from lstmlab.tasks.tagging import read_tagged, tagging_batch
 from lstmlab.tasks.words import WordVocabulary
 from lstmlab.train import CheckpointError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 CONLLU = """\

@@ -42,13 +42,7 @@ from lstmlab.tasks.translation import (
 )
 from lstmlab.train import CheckpointError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread_per_module")
 
 
 # --- a made-up language pair: the target is the source reversed, word by word through a fixed

@@ -6,8 +6,10 @@ onnxruntime (or any ONNX runtime) runs without lstmlab or torch.
 
 What can be exported (``EXPORTABLE``): a bare ``lstmlab.LSTM`` (any variant, proj_size too),
 ``GRU`` or ``RNN`` (torch.nn's three are converted first), and the model kinds sequence,
-language_model, music, classifier and tagger. Each graph takes what the model's forward takes
-and returns its outputs first; batch and sequence length are dynamic. The graph computes the
+language_model, music, classifier and tagger (built here), translator, captioner and detector
+(built by ``lstmlab.export.onnx_decoders``: a translator or captioner is a start graph and a
+one-step graph in two files). Each graph takes what the model's forward takes and returns its
+outputs first; batch and sequence length are dynamic. The graph computes the
 model in eval mode (no dropout), in float32. How each recurrent layer maps to ONNX operators is
 told in ``lstmlab.export.onnx_graph`` (and in the README's mapping table).
 
@@ -105,7 +107,9 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
     Returns:
         The path written. The file's metadata holds the kind, its configuration and the ONNX
         operator of each recurrent layer (``lstmlab.kind``, ``lstmlab.config``,
-        ``lstmlab.recurrent``).
+        ``lstmlab.recurrent``). For a translator or captioner ``path`` is the start graph and
+        the step graph is written first, beside it (``onnx_decoders.step_path``: t.onnx ->
+        t.step.onnx; ``lstmlab.step_graph`` names it).
 
     Raises:
         ValueError: a module that cannot be exported (the message lists those that can), an
