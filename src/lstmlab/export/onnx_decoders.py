@@ -306,8 +306,8 @@ def example_inputs(model, batch: int = 3, steps: int = 7, seed: int = 0) -> dict
     return {"images": rng.random((batch, 3, size, size), dtype=np.float32)}
 
 
-def _numpy(value: Any) -> dict[str, np.ndarray] | np.ndarray:
-    return value.detach().float().numpy() if value.dtype != torch.bool else value.numpy()
+def _numpy(value: Tensor) -> np.ndarray:
+    return value.numpy() if value.dtype == torch.bool else value.detach().float().numpy()
 
 
 def _reference_state(model, state: dict[str, Any]) -> dict[str, np.ndarray]:
