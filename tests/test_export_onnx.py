@@ -3,6 +3,7 @@ lengths, initial state, batch and length other than any example), every exportab
 run in onnxruntime and compared with lstmlab's reference loop (max abs difference <= 1e-5,
 float32); which ONNX operator each layer became; bad input; `lstmlab export`."""
 
+import json
 import sys
 
 import numpy as np
@@ -325,8 +326,11 @@ def test_cli_export_web_without_the_web_module(tmp_path, capsys, monkeypatch):
 
 def test_cli_export_web(tmp_path):
     pytest.importorskip("lstmlab.export.web")
-    lstmlab.save(LanguageModel(9, hidden_size=4, num_layers=1), tmp_path / "run")
+    vocabulary = list("abcdefghi")
+    lstmlab.save(LanguageModel(9, hidden_size=4, num_layers=1), tmp_path / "run",
+                 extra={"vocabulary": vocabulary})
     assert main(["export", "web", str(tmp_path / "run"), str(tmp_path / "site")]) == 0
-    assert (tmp_path / "site").is_dir()
+    manifest = json.loads((tmp_path / "site" / "manifest.json").read_text())
+    assert manifest["vocabulary"] == vocabulary  # the page maps characters with it
     assert main(["export", "web", str(tmp_path / "run"), str(tmp_path / "site")]) == 2
     assert main(["export", "web", str(tmp_path / "run"), str(tmp_path / "site"), "--force"]) == 0

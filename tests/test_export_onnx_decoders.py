@@ -4,6 +4,8 @@ with lstmlab (max abs difference <= 1e-5, over the start state and chained steps
 through ``OnnxDecoder`` finds lstmlab's translations; the detector's stitched detections are
 lstmlab's; bad input; `lstmlab export onnx` of a saved translator."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -201,14 +203,22 @@ def test_refusals(tmp_path):
         OnnxDecoder(step_path(path))
     with pytest.raises(ValueError, match="not the start graph .* None"):
         OnnxDecoder(to_onnx(lstmlab.LSTM(2, 3), tmp_path / "lstm.onnx"))
+    with pytest.raises(ValueError, match="extra must be plain JSON data to go into v.onnx"):
+        to_onnx(model, tmp_path / "v.onnx", extra={"bad": object()})
+    assert not (tmp_path / "v.onnx").exists()
 
 
 def test_cli_export_translator(tmp_path, capsys):
     model = translator("bahdanau")
-    lstmlab.save(model, tmp_path / "run")
+    vocabularies = {"source_vocabulary": [f"s{i}" for i in range(11)],
+                    "target_vocabulary": [f"t{i}" for i in range(13)]}
+    lstmlab.save(model, tmp_path / "run", extra=vocabularies)
     out = tmp_path / "t.onnx"
     assert main(["export", "onnx", str(tmp_path / "run"), str(out), "--check"]) == 0
     printed = capsys.readouterr().out
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    assert json.loads(meta["lstmlab.extra"]) == vocabularies  # a runtime can map ids to words
+    assert "lstmlab.extra: the saved model's source_vocabulary, target_vocabulary" in printed
     assert "translator" in printed and "t.step.onnx: one decoder step" in printed
     assert "inputs: source (S, B) int64; lengths (B,) int64" in printed
     assert "inputs: tokens (B,) int64; h (B, 10) float32; c (B, 10) float32; " \

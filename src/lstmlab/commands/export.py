@@ -11,29 +11,36 @@ Each subcommand loads the checkpoint with ``lstmlab.load`` and calls one functio
 from __future__ import annotations
 
 import argparse
+import json
 
 from lstmlab.commands.options import clear_file_errors
 
 
 def _load(checkpoint: str):
-    from lstmlab.models.registry import load
+    """The saved model and its extra data (vocabularies, labels, tokenizers)."""
+    from lstmlab.models.registry import load_saved
 
-    return load(checkpoint)
+    return load_saved(checkpoint)
 
 
 @clear_file_errors
 def onnx(args: argparse.Namespace) -> None:
     from lstmlab.export.onnx import compare, to_onnx
 
-    model = _load(args.checkpoint)
+    saved = _load(args.checkpoint)
+    model = saved.model
     path = to_onnx(model, args.out, force=args.force, opset=args.opset,
-                   lengths=True if args.lengths else None, initial_state=args.state)
+                   lengths=True if args.lengths else None, initial_state=args.state,
+                   extra=saved.extra)
     import onnx as onnx_package  # present: to_onnx needs it
 
     proto = onnx_package.load(str(path), load_external_data=False)
     meta = {p.key: p.value for p in proto.metadata_props}
     print(f"{path}: {meta['lstmlab.kind']}, opset {args.opset}, recurrent layers as "
           f"{meta['lstmlab.recurrent']}, {path.stat().st_size:,} bytes")
+    if "lstmlab.extra" in meta:
+        keys = ", ".join(json.loads(meta["lstmlab.extra"]))
+        print(f"  metadata lstmlab.extra: the saved model's {keys}")
     _print_signature(proto)
     if "lstmlab.step_graph" in meta:  # a decoding kind: the start graph and the step graph
         step = path.with_name(meta["lstmlab.step_graph"])
@@ -67,8 +74,8 @@ def web(args: argparse.Namespace) -> None:
             raise
         raise ValueError("this lstmlab has no web export (lstmlab.export.web is missing)"
                          ) from None
-    model = _load(args.checkpoint)
-    out = to_web(model, args.out, force=args.force)
+    saved = _load(args.checkpoint)
+    out = to_web(saved.model, args.out, force=args.force, extra=saved.extra)
     print(f"{out}: web export of {args.checkpoint}")
 
 

@@ -35,7 +35,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -89,7 +89,8 @@ class _Kind:
 
 
 def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: int = OPSET,
-            lengths: bool | None = None, initial_state: bool = False) -> Path:
+            lengths: bool | None = None, initial_state: bool = False,
+            extra: dict[str, Any] | None = None) -> Path:
     """Write ``module`` as an ONNX model file.
 
     Args:
@@ -103,6 +104,9 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
         initial_state: give the graph ``h0`` (and ``c0`` for an LSTM) inputs for the initial
             recurrent state (a layer, language_model or music model), e.g. to carry the state
             from one call to the next.
+        extra: JSON-able data to carry in the file's metadata as ``lstmlab.extra`` - a saved
+            model's extra (``load_saved(dir).extra``: vocabularies, labels, tokenizers), so
+            that a runtime without lstmlab can map text to ids and back.
 
     Returns:
         The path written. The file's metadata holds the kind, its configuration and the ONNX
@@ -153,6 +157,12 @@ def to_onnx(module: nn.Module, path: str | Path, *, force: bool = False, opset: 
     common = {"lstmlab.kind": kind,
               "lstmlab.config": json.dumps(model.config() if hasattr(model, "config")
                                            else _layer_config(model))}
+    if extra:
+        try:
+            common["lstmlab.extra"] = json.dumps(extra, allow_nan=False, ensure_ascii=False)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"extra must be plain JSON data to go into {path.name}'s "
+                             f"metadata: {error}") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     if steps is not None:  # the step graph first: a start graph names a file that exists
         state = describe_state(model)
