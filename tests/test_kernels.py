@@ -2,6 +2,7 @@
 native dispatch for NP LSTM, GRU and RNN, and the switch that picks a path."""
 
 import logging
+import threading
 
 import pytest
 import torch
@@ -284,6 +285,50 @@ def test_fallback_when_the_build_fails(monkeypatch, caplog):
     assert (out - _run(layer, x, None, None, "loop")["out"]).abs().max() <= 1e-5
     with pytest.raises(RuntimeError, match="not available"), kernels.use("fused", compiled=True):
         layer(x)
+
+
+def test_a_lock_left_by_a_killed_build_is_removed(monkeypatch, tmp_path, caplog):
+    """torch waits forever for its build lock to go: one left by a killed build (a timeout,
+    Ctrl-C during the first compile) must not hang every later process."""
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(build, "_state", {})
+    monkeypatch.setenv("LSTMLAB_CACHE", str(tmp_path))
+    folder = build.cache_dir()
+    folder.mkdir(parents=True)
+    (folder / "lock").touch()
+    seen = []
+
+    def load(**options):
+        seen.append((folder / "lock").exists())
+        raise RuntimeError("no compiler in this test")
+
+    monkeypatch.setattr(cpp_extension, "load", load)
+    with caplog.at_level(logging.WARNING, logger="lstmlab"):
+        assert not build.compiled_ok()
+    assert seen == [False]
+    assert "left by a kernel build that was interrupted" in caplog.text
+
+
+def test_a_running_build_is_waited_for(tmp_path):
+    """While another process builds (it holds build.flock), its lock stays and we wait."""
+    fcntl = pytest.importorskip("fcntl")
+    (tmp_path / "lock").touch()
+    done = threading.Event()
+
+    def enter():
+        with build._build_lock(tmp_path):
+            done.set()
+
+    with open(tmp_path / "build.flock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=enter)
+        waiting.start()
+        assert not done.wait(0.3) and (tmp_path / "lock").exists()
+        (tmp_path / "lock").unlink()  # the build finishes and lets go
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(10)
+    assert done.is_set()
 
 
 def test_compiled_switched_off_by_environment(monkeypatch):

@@ -11,6 +11,7 @@ compiler, or if the build fails, a one-line warning is logged and the PyTorch lo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -18,6 +19,7 @@ import platform
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -71,6 +73,31 @@ def disabled() -> bool:
     return os.environ.get("LSTMLAB_COMPILED", "1").strip().lower() in ("0", "false", "no", "off")
 
 
+@contextlib.contextmanager
+def _build_lock(build_dir: Path) -> Iterator[None]:
+    """Hold ``build_dir/build.flock`` (an flock, which the OS releases when its process dies)
+    while torch builds or loads the extension there, and first remove torch's own ``lock`` file
+    if one is left: torch waits, forever, for that file to go, and a build that was killed (Ctrl-C
+    during the first compile, a timeout) leaves it behind. Under the flock no other lstmlab
+    process is building, so such a file can only be stale."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: torch's lock alone
+        yield
+        return
+    with open(build_dir / "build.flock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            stale = build_dir / "lock"
+            if stale.exists():
+                log.warning("lstmlab: removing %s, left by a kernel build that was interrupted",
+                            stale)
+                stale.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _build() -> None:
     if disabled():
         _state.update(ok=False, why="switched off by LSTMLAB_COMPILED=0")
@@ -84,9 +111,10 @@ def _build() -> None:
             os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
         build_dir = cache_dir()
         build_dir.mkdir(parents=True, exist_ok=True)
-        cpp_extension.load(name="lstmlab_fused", sources=[str(SOURCE)], extra_cflags=CFLAGS,
-                           build_directory=str(build_dir), is_python_module=False,
-                           verbose=False)
+        with _build_lock(build_dir):
+            cpp_extension.load(name="lstmlab_fused", sources=[str(SOURCE)],
+                               extra_cflags=CFLAGS, build_directory=str(build_dir),
+                               is_python_module=False, verbose=False)
         torch.ops.lstmlab.fused_lstm_forward  # noqa: B018 - fails here if the ops are missing
         _state.update(ok=True, why="")
     except Exception as error:  # any failure means: use the fallback
