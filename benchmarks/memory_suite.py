@@ -4,6 +4,7 @@ of them (benchmarks/results/memory_goals.md) with the command that produced ever
 
     python benchmarks/memory_suite.py                 # every group, 3 seeds
     python benchmarks/memory_suite.py guess rnn       # some groups
+    python benchmarks/memory_suite.py lstm1997        # the 1997 set-up on experiments 1-6
     python benchmarks/memory_suite.py --only adding-100 --trials 1
     python benchmarks/memory_suite.py --collect       # rebuild the table from what was run
 
@@ -15,6 +16,11 @@ Groups:
     rnn    the Elman RNN on adding, temporal order and intern at lag 100 with the LSTM's budget.
     guess  weight guessing against the LSTM on latch, parity and two_sequence 3a (where the 1997
            and 2001 papers say guessing wins) and on adding and temporal order (where it fails).
+    lstm1997  the 1997 paper's own set-up (``--learners lstm1997``, docs/tasks.md B7) on its
+           experiments 1-6 at the paper's sizes; budget = twice the paper's figure (the goal:
+           within a factor 2 of it; for the lag tasks plus the 10,000-sequence streak). One
+           sequence per update: about 3 ms per 100-step sequence here, so the longest entries
+           (2c at q = 1000, multiplication, 6b) get 90 minutes per trial.
 
 Timings are of this machine with one torch thread per run; other processes sharing the cores
 slow them down, so the sequence counts are the figures to compare.
@@ -76,8 +82,22 @@ ENTRIES: list[tuple[str, str, str]] = [
      "two_sequence:3a --lag 100 --learners guess,lstm --budget 1000000 --minutes 5"),
     ("guess-adding-100", "guess", "adding --lag 100 --learners guess --budget 1000000 --minutes 5"),
     ("guess-6a", "guess", "temporal_order:6a --learners guess --budget 1000000 --minutes 5"),
+    # the 1997 set-up, experiments 1-6; budget 2x the paper's figure (+ the lag tasks' streak)
+    ("1997-reber", "lstm1997", "reber --learners lstm1997 --budget 16880"),
+    ("1997-2a-100", "lstm1997", "lag:2a --lag 100 --learners lstm1997 --budget 20080"),
+    ("1997-2b-100", "lstm1997", "lag:2b --lag 100 --learners lstm1997 --budget 21360"),
+    ("1997-2c-100", "lstm1997", "lag:2c --lag 100 --learners lstm1997 --budget 72000"),
+    ("1997-2c-1000", "lstm1997",
+     "lag:2c --lag 1000 --learners lstm1997 --budget 108000 --minutes 90"),
+    ("1997-3a-100", "lstm1997", "two_sequence:3a --lag 100 --learners lstm1997 --budget 54760"),
+    ("1997-adding-100", "lstm1997", "adding --lag 100 --learners lstm1997 --budget 148000"),
+    ("1997-multiplication-100", "lstm1997",
+     "multiplication --lag 100 --learners lstm1997 --budget 964000 --minutes 90"),
+    ("1997-6a", "lstm1997", "temporal_order:6a --learners lstm1997 --budget 62780"),
+    ("1997-6b", "lstm1997",
+     "temporal_order:6b --learners lstm1997 --budget 1142200 --minutes 90"),
 ]
-GROUPS = ("lstm", "rnn", "guess")
+GROUPS = ("lstm", "rnn", "guess", "lstm1997")
 
 
 def command(args: str, trials: int, out: Path, minutes: float) -> list[str]:

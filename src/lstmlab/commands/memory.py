@@ -49,7 +49,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         + " ".join(DEFAULT_TASKS) + f" (--quick: {' '.join(QUICK_TASKS)})")
     p.add_argument("--learners", "--models", default=None, dest="learners",
                    help="comma-separated learners: rnn, rnn:relu, lstm, lstm:VARIANT (CIFG, "
-                        "NFG+NP, ...), gru, guess (default rnn,lstm,gru,guess; --quick: "
+                        "NFG+NP, ...), gru, guess, and lstm1997: the 1997 paper's own network "
+                        "and training for each of its experiments (reber, lag, two_sequence, "
+                        "adding, multiplication, temporal_order; it ignores --hidden, --batch, "
+                        "--lr, --init, --head-init and --loss; lstm1997:full trains it by full "
+                        "BPTT) (default rnn,lstm,gru,guess; --quick: "
                         f"{QUICK_LEARNERS})")
     p.add_argument("--lag", type=_lags, default=None,
                    help="the lag/length parameter, or several separated by commas (default: each "
@@ -102,6 +106,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
 def _learner_arguments(p: argparse.ArgumentParser) -> None:
     from lstmlab.experiments.memory_trial import LearnerConfig
+    from lstmlab.models.losses import LOSSES
 
     add_config_options(p, LearnerConfig, {
         "hidden": "hidden units",
@@ -111,11 +116,13 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
                 "layer default (forget bias 1)",
         "head_init": "the head's bias, for tasks with logistic outputs: each output's log-odds "
                      "prior, or torch.nn's initialisation",
-        "loss": "what is minimised: the task's own loss or, for tasks with logistic outputs, "
-                "binary cross-entropy (success is judged by the task's rule either way)",
+        "loss": "what is minimised: the task's own loss (the mean over scored steps), for tasks "
+                "with logistic outputs binary cross-entropy, or sse, the 1997 paper's half "
+                "squared error summed over each sequence's scored steps (success is judged by "
+                "the task's rule either way)",
         "device": "cpu or cuda",
     }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
-                "loss": ("task", "bce")}, types={"lr": positive_float})
+                "loss": LOSSES}, types={"lr": positive_float})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 
@@ -161,8 +168,10 @@ def memory(args: argparse.Namespace) -> None:
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}, init {config.init}, head {config.head_init}, "
-                  f"loss {config.loss}; "
-                  f"{torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
+                  f"loss {config.loss}"
+                  + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else
+                     " (lstm1997: the 1997 paper's settings for each task)")
+                  + f"; {torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
     total = len(runs) * seeds
     worst = total * budget.seconds / args.jobs
     console.print(f"{total} trial(s), each at most {budget.seconds / 60:g} min: at most "
@@ -276,9 +285,10 @@ def gradients(args: argparse.Namespace) -> None:
 
     name, options = parse_task(args.task)
     cells = [check_learner(m) for m in args.cells.split(",") if m.strip()]
-    if not cells or "guess" in cells:
+    if not cells or any(c == "guess" or c.startswith("lstm1997") for c in cells):
         raise ValueError("--cells takes the cells of gradient learners (rnn, lstm, "
-                         "lstm:VARIANT, gru)")
+                         "lstm:VARIANT, gru); guess and lstm1997 are learners of the memory "
+                         "suite only")
     if args.train_sequences < 0:
         raise ValueError(f"--train must be >= 0 sequences, got {args.train_sequences}")
     torch.set_num_threads(args.threads)

@@ -1,20 +1,33 @@
-"""The gradient learner: a ``SequenceModel`` (lstmlab RNN, LSTM of any variant or GRU with a
-linear head at every step, ``lstmlab.models.memory``) trained by the one training loop on fresh
-batches of a memory game, until the task's own stopping rule holds (``task.stopping_rule()``: a
-streak, a window, a block or a check on held-out sequences) or the budget runs out.
+"""The gradient learners: a network trained by the one training loop on fresh batches of a
+memory game, until the task's own stopping rule holds (``task.stopping_rule()``: a streak, a
+window, a block or a check on held-out sequences) or the budget runs out.
 
     >>> result = train_trial("temporal_order", {"variant": "6a"}, 100, "lstm", seed=0,
     ...                      config=LearnerConfig(), budget=Budget(sequences=50_000))
     >>> result.solved, result.sequences_to_success, result.test_errors
 
-With ``init="default"`` an LSTM stays at chance on 100-step lags for thousands of Adam steps;
-with chrono initialisation (the default) it learns them in a few hundred. The RNN fails either
-way: that is the suite's point.
+Two kinds (``learner_setup``):
+
+- a cell name ("rnn", "lstm", "lstm:CIFG", "gru", ...): a ``SequenceModel`` (that recurrent layer
+  with a linear head at every step, ``lstmlab.models.memory``) trained as ``LearnerConfig`` says
+  (by default Adam on batches of 32, chrono initialisation). With ``init="default"`` an LSTM
+  stays at chance on 100-step lags for thousands of Adam steps; with chrono initialisation it
+  learns them in a few hundred. The RNN fails either way: that is the suite's point.
+- "lstm1997" (and "lstm1997:full"): the 1997 paper's own set-up for the task's experiment
+  (``lstmlab.models.lstm1997.SETUPS``): its network, initialisation and learning rate, online
+  (one sequence per update, plain gradient descent, no clipping) on the paper's loss ("sse"),
+  with the truncated gradient (":full": full backpropagation through time); for 2a/2b the memory
+  cell joins the network once the training error stops decreasing (``GrowWhenStalled``), as the
+  paper grows it. The suite's size,
+  optimiser, learning rate, batch, initialisation and loss options are the other learners'
+  and do not apply; its budgets, device and log interval do (curve points every
+  ``log_every`` x ``batch`` sequences, as for the batched learners).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,6 +35,7 @@ from torch import nn
 
 from lstmlab.experiments.memory_trial import (
     GUESS,
+    LSTM1997_LEARNER,
     Budget,
     LearnerConfig,
     Listener,
@@ -31,6 +45,13 @@ from lstmlab.experiments.memory_trial import (
     test_errors,
 )
 from lstmlab.models.losses import training_loss
+from lstmlab.models.lstm1997 import (
+    GROW_TOLERANCE,
+    GROW_WINDOW,
+    LSTM1997,
+    build_lstm1997,
+    setup_of,
+)
 from lstmlab.models.memory import build_memory_model
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, make_task
@@ -80,10 +101,78 @@ def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
                        log_every=config.log_every, progress=False, device=config.device)
 
 
+class GrowWhenStalled(Callback):
+    """Add the memory cells of a 1997 network that starts without them (2a/2b) once the training
+    error has stopped decreasing: when the mean loss of the last ``window`` training sequences is
+    no longer ``tolerance`` below the mean of the ``window`` before (``lstmlab.models.lstm1997``,
+    GROW_WINDOW and GROW_TOLERANCE). ``at``: the sequences seen when they were added."""
+
+    def __init__(self, net: LSTM1997, window: int = GROW_WINDOW,
+                 tolerance: float = GROW_TOLERANCE) -> None:
+        self.net, self.window, self.tolerance = net, window, tolerance
+        self.total, self.count, self.previous = 0.0, 0, None
+        self.at: int | None = None
+
+    def on_step(self, trainer: Trainer, out: StepOutput) -> None:
+        if self.at is not None:
+            return
+        self.total += float(out.loss.detach()) * out.sequences
+        self.count += out.sequences
+        if self.count < self.window:
+            return
+        mean = self.total / self.count
+        if self.previous is not None and mean > (1 - self.tolerance) * self.previous:
+            self.net.connect(True)
+            self.at = trainer.state.sequences
+        self.total, self.count, self.previous = 0.0, 0, mean
+
+    @property
+    def note(self) -> str:
+        return ("memory cell never added" if self.at is None
+                else f"memory cell added after {self.at:,} sequences")
+
+
+@dataclass
+class LearnerSetup:
+    """What a gradient learner trains on a task: the network, the loop's settings, sequences per
+    update, the loss (``training_loss`` kind), callbacks of its own and a note for the trial's
+    result."""
+
+    net: nn.Module
+    train: TrainConfig
+    batch: int
+    loss: str
+    note: str = ""
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+def learner_setup(task: MemoryTask, learner: str, seed: int, config: LearnerConfig,
+                  budget: Budget) -> LearnerSetup:
+    """The network and training settings of ``learner`` (a cell name, or "lstm1997[:full]"; the
+    module docstring) for ``task``, drawn from ``seed``."""
+    if learner in (LSTM1997_LEARNER, f"{LSTM1997_LEARNER}:full"):
+        paper = setup_of(task)
+        net = build_lstm1997(task, seed, truncated=learner == LSTM1997_LEARNER)
+        train = TrainConfig(optimizer="online", lr=paper.lr, clip=None,
+                            max_sequences=budget.sequences, max_seconds=budget.seconds,
+                            log_every=config.log_every * config.batch, progress=False,
+                            device=config.device)
+        gradient = "truncated gradient" if learner == LSTM1997_LEARNER else "full BPTT"
+        note = (f"1997 set-up of experiment {paper.experiment} (section {paper.section}): "
+                f"{paper.blocks} block(s) x {paper.cells} cell(s), {net.num_weights:,} weights, "
+                f"online SGD lr {paper.lr:g}, {gradient}")
+        grow = [GrowWhenStalled(net)] if paper.grow else []
+        return LearnerSetup(net, train, 1, "sse", note, grow)
+    net = build_memory_model(task, learner, config.hidden, init=config.init,
+                             head_init=config.head_init, forget_bias=config.forget_bias,
+                             kernel=config.kernel, seed=seed)
+    return LearnerSetup(net, learner_train_config(config, budget), config.batch, config.loss)
+
+
 def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, seed: int,
                 config: LearnerConfig | None = None, budget: Budget | None = None,
                 test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
-    """Train a network of ``cell`` on the task until its stopping rule holds or the budget is
+    """Train ``cell``'s learner on the task until its stopping rule holds or the budget is
     spent.
 
     Inputs are time-major (T, B, I); the model reads every step and the task scores its masked
@@ -92,7 +181,8 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
 
     Args:
         name, options, lag: the task (``make_task(name, lag, **options)``).
-        cell: the learner's cell, "rnn", "lstm", "lstm:CIFG", "gru", ... ("guess" is
+        cell: the learner: a cell, "rnn", "lstm", "lstm:CIFG", "gru", ..., or "lstm1997" /
+            "lstm1997:full" (module docstring; "guess" is
             ``lstmlab.experiments.guessing.guess_trial``).
         listener: called every ``config.log_every`` steps with the latest learning-curve point.
     Returns: the trial's ``TrialResult``; test errors on ``test_size`` (2,560) fresh sequences.
@@ -104,27 +194,28 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
     if cell == GUESS:
         raise ValueError("weight guessing is not a gradient learner: use "
                          "lstmlab.experiments.guessing.guess_trial")
-    net = build_memory_model(task, cell, config.hidden, init=config.init,
-                             head_init=config.head_init, forget_bias=config.forget_bias,
-                             kernel=config.kernel, seed=seed)
+    setup = learner_setup(task, cell, seed, config, budget)
+    net = setup.net
     rule = task.stopping_rule()
-    callbacks: list[Callback] = []
+    callbacks: list[Callback] = list(setup.callbacks)
     if rule.needs_test:
         check = list(task.stopping_batches(rule, batch_size=512))
         callbacks.append(HeldOutCheck(rule, task, check))
-    trainer = Trainer(net, learner_train_config(config, budget))
+    trainer = Trainer(net, setup.train)
     if listener is not None:
-        callbacks.append(Every(config.log_every,
+        callbacks.append(Every(setup.train.log_every,
                                lambda t: t.history and listener(t.history[-1])))
     callbacks.append(StopWhen(lambda: rule.done))
     data = torch.Generator().manual_seed(seed)
-    note = ""
+    diverged = ""
     try:
-        run = trainer.run(TaskStep(task, config.loss, rule),
-                          fresh_batches(task, config.batch, data), callbacks)
+        run = trainer.run(TaskStep(task, setup.loss, rule),
+                          fresh_batches(task, setup.batch, data), callbacks)
         stopped_by = "criterion" if run.stopped_by == "callback" else run.stopped_by
     except FloatingPointError as error:
-        stopped_by, note = "diverged", str(error)
+        stopped_by, diverged = "diverged", str(error)
+    notes = [setup.note, *(getattr(c, "note", "") for c in setup.callbacks), diverged]
+    note = "; ".join(n for n in notes if n)
     # the last batch may satisfy the rule after the budget check; count it as solved
     solved = rule.done
     if solved:

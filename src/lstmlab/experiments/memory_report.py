@@ -103,6 +103,11 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         if summary.task not in seen:
             seen.add(summary.task)
             notes.append(f"- {summary.task}: {summary.reference}")
+    paper_setups = {r.task: r.note for r in result.results if r.learner.startswith("lstm1997")}
+    if paper_setups:
+        notes += ["", "lstm1997 (the 1997 paper's own network, initialisation, learning rate and "
+                  "online training; the options above are the other learners'):", ""]
+        notes += [f"- {task}: {note}" for task, note in paper_setups.items()]
     notes += ["", "![learning curves](learning_curves.png)", "",
               "![success vs lag](success_vs_lag.png)", ""]
     md = out / "results.md"

@@ -25,12 +25,14 @@ from lstmlab.experiments.guessing import guess_trial
 from lstmlab.experiments.learner import train_trial
 from lstmlab.experiments.memory_trial import (
     GUESS,
+    LSTM1997_LEARNER,
     Budget,
     LearnerConfig,
     Listener,
     TrialResult,
     check_learner,
 )
+from lstmlab.models.lstm1997 import setup_of
 from lstmlab.tasks.memory import MemoryTask, make_task, parse_task
 
 
@@ -118,6 +120,8 @@ def plan(tasks: list[str], learners: list[str], lags: list[int | None]) -> list[
         name, options = parse_task(text)
         for lag in lags:
             task = make_task(name, lag, **options)  # raises on a lag too short, a bad variant
+            if any(m.partition(":")[0] == LSTM1997_LEARNER for m in learners):
+                setup_of(task)  # raises for a task the 1997 paper has no set-up for
             runs.extend(SuiteRun(name, options, task.lag, m) for m in learners)
     return runs
 
@@ -162,9 +166,10 @@ def trial_key(result: TrialResult) -> tuple:
 
 def _expected_length(run: SuiteRun) -> int:
     """A rank for scheduling, longest first: the Elman RNN, which the suite expects to fail and
-    so to run to its budget, then the GRU and the LSTMs, then weight guessing (cheap guesses)."""
+    so to run to its budget, then the 1997 set-up (one sequence per update), the GRU and the
+    LSTMs, then weight guessing (cheap guesses)."""
     kind = run.learner.split(":")[0]
-    return {"rnn": 0, "gru": 1, "lstm": 2}.get(kind, 3)
+    return {"rnn": 0, LSTM1997_LEARNER: 1, "gru": 2, "lstm": 3}.get(kind, 4)
 
 
 def _run_in_worker(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budget,

@@ -1,9 +1,10 @@
 """What every memory-game learner shares: its settings, its budget, its result, and how a trained
 network is scored on held-out sequences.
 
-A learner is either the gradient learner (``lstmlab.experiments.learner``: a ``SequenceModel``
-trained by the one training loop until the task's stopping rule holds) or weight guessing
-(``lstmlab.experiments.guessing``, learner name "guess"). ``lstmlab.experiments.memory_suite``
+A learner is a gradient learner (``lstmlab.experiments.learner``: a ``SequenceModel`` of a cell
+such as "lstm", or the 1997 paper's own set-up, "lstm1997", trained by the one training loop
+until the task's stopping rule holds) or weight guessing (``lstmlab.experiments.guessing``,
+learner name "guess"). ``lstmlab.experiments.memory_suite``
 runs learners x tasks x seeds.
 
 "Sequences to criterion" is the stopping rule's exact ``satisfied_at``: every training sequence
@@ -31,15 +32,26 @@ from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask
 
 GUESS = "guess"
+LSTM1997_LEARNER = "lstm1997"
+"""The 1997 paper's set-up for each of its experiments (``lstmlab.models.lstm1997``), with its
+truncated gradient; "lstm1997:full" trains the same network by full BPTT."""
 
 Listener = Callable[[dict[str, Any]], None]
 """Called with each learning-curve point of a running trial ({sequences, loss, accuracy, ...})."""
 
 
 def check_learner(name: str) -> str:
-    """A learner name: "guess" or a cell name (``canonical_name``), normalised."""
-    if name.strip().lower() == GUESS:
+    """A learner name, normalised: "guess", "lstm1997" (also "lstm1997:truncated"),
+    "lstm1997:full", or a cell name (``canonical_name``)."""
+    text = name.strip().lower() if isinstance(name, str) else name
+    if text == GUESS:
         return GUESS
+    if isinstance(text, str) and text.partition(":")[0] == LSTM1997_LEARNER:
+        gradient = text.partition(":")[2] or "truncated"
+        if gradient not in ("truncated", "full"):
+            raise ValueError(f"{name!r}: the 1997 learner is lstm1997 (its truncated gradient) "
+                             "or lstm1997:full (full backpropagation through time)")
+        return LSTM1997_LEARNER if gradient == "truncated" else f"{LSTM1997_LEARNER}:full"
     return canonical_name(name)
 
 

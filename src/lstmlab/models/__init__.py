@@ -4,6 +4,7 @@ from lstmlab.models.captioner import Captioner
 from lstmlab.models.classifier import TextClassifier
 from lstmlab.models.detector import Detector
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.lstm1997 import LSTM1997
 from lstmlab.models.music import MusicModel
 from lstmlab.models.recurrent import CELL_KINDS, make_recurrent, parse_cell
 from lstmlab.models.registry import load, load_saved, register, save
@@ -19,3 +20,4 @@ __all__ = ["CELL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
 __all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]
 __all__ += ["Translator"]
 __all__ += ["Captioner", "Detector"]
+__all__ += ["LSTM1997"]

@@ -19,7 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-_COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "guess": "tab:gray"}
+_COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "guess": "tab:gray",
+            "lstm1997": "tab:purple"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -31,7 +32,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def colour(model: str) -> str | None:
-    """A stable colour per learner kind (rnn red, lstm blue, gru green, guess grey)."""
+    """A stable colour per learner kind (rnn red, lstm blue, gru green, guess grey, lstm1997
+    purple)."""
     return _COLOURS.get(model) or _COLOURS.get(model.split(":")[0])
 
 
