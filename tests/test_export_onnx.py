@@ -32,6 +32,7 @@ from lstmlab.models import (  # noqa: E402
     TextClassifier,
     register,
 )
+from lstmlab.models.lstm1997 import LSTM1997  # noqa: E402
 
 TOLERANCE = 1e-5
 # The operator each variant must become: the ONNX LSTM operator where it computes the cell
@@ -230,6 +231,23 @@ def test_newest_opset(tmp_path):
     assert compare(model, path) <= TOLERANCE  # the library's own check agrees
 
 
+@pytest.mark.parametrize("setup", [
+    dict(blocks=3, cells=2),  # Reber's: blocks of 2 cells sharing gates
+    dict(blocks=2, cells=2, bias="gates"),
+    dict(blocks=1, cells=1, output_gate=False, recurrent=False, input_to_output=True,
+         bias="none", g="sigmoid", h="identity"),  # 2a/2b's network
+])
+def test_lstm1997_network(tmp_path, setup):
+    model = randomise(LSTM1997(4, 3, **setup))
+    path = to_onnx(model, tmp_path / "m.onnx")
+    assert "Scan" in operators(path)
+    assert worst_difference(model, path) <= TOLERANCE
+    if not setup.get("recurrent", True):
+        model.connect(False)  # before 2a/2b's cell is added, the outputs read zeros
+        path = to_onnx(model, path, force=True)
+        assert worst_difference(model, path) <= TOLERANCE
+
+
 def test_metadata_names_kind_and_operators(tmp_path):
     model = LanguageModel(7, "lstm:NFG", hidden_size=4, num_layers=1)
     path = to_onnx(model, tmp_path / "lm.onnx")
@@ -255,7 +273,8 @@ def test_refusals(tmp_path):
     lstm = lstmlab.LSTM(3, 4)
     with pytest.raises(ValueError, match="cannot export a 'not_exportable_test_kind' model.*"
                                          "exportable: .*captioner, classifier, detector, "
-                                         "language_model, music, sequence, tagger, translator"):
+                                         "language_model, lstm1997, music, sequence, tagger, "
+                                         "translator"):
         to_onnx(NotExportable(), tmp_path / "x.onnx")
     with pytest.raises(ValueError, match="cannot export a Linear"):
         to_onnx(nn.Linear(2, 2), tmp_path / "x.onnx")

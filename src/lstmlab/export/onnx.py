@@ -6,11 +6,11 @@ onnxruntime (or any ONNX runtime) runs without lstmlab or torch.
 
 What can be exported (``EXPORTABLE``): a bare ``lstmlab.LSTM`` (any variant, proj_size too),
 ``GRU`` or ``RNN`` (torch.nn's three are converted first), and the model kinds sequence,
-language_model, music, classifier and tagger (built here), translator, captioner and detector
-(built by ``lstmlab.export.onnx_decoders``: a translator or captioner is a start graph and a
-one-step graph in two files). Each graph takes what the model's forward takes and returns its
-outputs first; batch and sequence length are dynamic. The graph computes the
-model in eval mode (no dropout), in float32. How each recurrent layer maps to ONNX operators is
+language_model, music, classifier, tagger and lstm1997 (built here), translator, captioner
+and detector (built by ``lstmlab.export.onnx_decoders``: a translator or captioner is a start
+graph and a one-step graph in two files). Each graph takes what the model's forward takes and
+returns its outputs first; batch and sequence length are dynamic. The graph computes the model
+in eval mode (no dropout), in float32. How each recurrent layer maps to ONNX operators is
 told in ``lstmlab.export.onnx_graph`` (and in the README's mapping table).
 
 Graph inputs and outputs, by kind (T steps, B sequences; D = 2 for a bidirectional layer;
@@ -25,6 +25,7 @@ Graph inputs and outputs, by kind (T steps, B sequences; D = 2 for a bidirection
     classifier      words (T, B) i64, lengths (B,) i64 [chars (B, T', W) i64,
                     char_lengths (B, T') i64 when the model reads characters] -> logits (B, K)
     tagger          as classifier -> logits (T, B, K)
+    lstm1997        inputs (T, B, I) f32 -> outputs (T, B, O)
 
 h0 / c0 are (L*D, B, Hy) / (L*D, B, H) and c0 / c_n exist for LSTMs only.
 """
@@ -44,6 +45,7 @@ from lstmlab.io import atomic_write_bytes
 from lstmlab.layers import GRU, LSTM, RNN, RecurrentLayer
 from lstmlab.models.classifier import TextClassifier
 from lstmlab.models.language import LanguageModel
+from lstmlab.models.lstm1997 import LSTM1997, SIGMOID_SQUASHES
 from lstmlab.models.music import MusicModel
 from lstmlab.models.registry import kind_of, unwrap
 from lstmlab.models.sequence import SequenceModel
@@ -311,6 +313,68 @@ def _build_music(g: Graph, model: MusicModel, lengths: bool, initial_state: bool
     return sig
 
 
+def _build_lstm1997(g: Graph, model: LSTM1997, lengths: bool,
+                    initial_state: bool) -> og.Signature:
+    """``LSTM1997.steps``: a Scan over time whose body is ``LSTM1997.step`` (memory blocks
+    sharing gates, the paper's g and h), then the output units over every step."""
+    from onnx import helper
+
+    sig = og.Signature()
+    og.reserve(g, "outputs")
+    x = og.declare_inputs(g, sig, og.float_spec("inputs", "T", "B", model.input_size))[0]
+    C, G, S = model.blocks * model.cells, model.blocks, model.cells
+    rows = g.dim(x, 1)
+    widths = [C, C, G] + ([G] if model.output_gate is not None else [])
+    names = ["s", "y_c", "y_in", "y_out"][:len(widths)]
+    states = [g.zeros(rows, w, f"{n}0") for n, w in zip(names, widths, strict=True)]
+    spread = g.constant(np.kron(np.eye(G), np.ones((1, S))), "per_cell")  # (G, C): repeats
+
+    def squash(b: Graph, name: str, value: str) -> str:
+        if name == "identity":
+            return value
+        scale, shift = SIGMOID_SQUASHES[name]
+        y = b.node("Sigmoid", [value])
+        return y if scale == 1.0 else b.node("Sub", [b.node("Mul", [y, b.scalar(scale)]),
+                                                     b.scalar(shift)])
+
+    body = g.subgraph()
+    previous = [body.fresh(f"{n}_prev") for n in names]
+    x_t = body.fresh("x_t")
+    u = body.concat([x_t, *previous[1:]], axis=1, hint="sources") if model.recurrent else x_t
+    y_in = body.node("Sigmoid", [body.linear(u, model.input_gate.weight, model.input_gate.bias,
+                                             "input_gate")], "y_in")
+    net_c = body.linear(u, model.cell_input.weight, model.cell_input.bias, "cell_input")
+    write = body.node("Mul", [body.node("MatMul", [y_in, spread]),
+                              squash(body, model.g_name, net_c)])
+    s_new = body.node("Add", [previous[0], write], "s")
+    y_c = squash(body, model.h_name, s_new)
+    new = [s_new, None, y_in]
+    if model.output_gate is not None:
+        y_out = body.node("Sigmoid", [body.linear(u, model.output_gate.weight,
+                                                  model.output_gate.bias, "output_gate")],
+                          "y_out")
+        y_c = body.node("Mul", [body.node("MatMul", [y_out, spread]), y_c])
+        new.append(y_out)
+    new[1] = y_c
+    outputs = [body.node("Identity", [v], f"{n}_next") for v, n in zip(new, names, strict=True)]
+    y_seq = body.node("Identity", [y_c], "y_c_out")
+    graph = helper.make_graph(
+        body.nodes, "lstm1997_step",
+        [og.value_info(p, og.FLOAT, ["B", w]) for p, w in zip(previous, widths, strict=True)]
+        + [og.value_info(x_t, og.FLOAT, ["B", model.input_size])],
+        [og.value_info(o, og.FLOAT, ["B", w]) for o, w in zip(outputs, widths, strict=True)]
+        + [og.value_info(y_seq, og.FLOAT, ["B", C])])
+    scanned = g.node("Scan", [*states, x], "lstm1997", outputs=len(states) + 1, body=graph,
+                     num_scan_inputs=1)
+    cells = scanned[-1]  # (T, B, C)
+    if not bool(model.connected):  # 2a/2b before the cell is added: the outputs read zeros
+        cells = g.node("Mul", [cells, g.scalar(0.0)])
+    read = g.concat([cells, x], axis=2) if model.input_to_output else cells
+    out = g.linear(read, model.head.weight, model.head.bias, "head")
+    og.set_output(g, sig, out, og.float_spec("outputs", "T", "B", model.output_size))
+    return sig
+
+
 def _word_inputs(g: Graph, sig: og.Signature, words: WordEncoder) -> tuple[str, str, str | None,
                                                                     str | None]:
     names = og.declare_inputs(g, sig, og.int64_spec("words", "T", "B"),
@@ -423,6 +487,7 @@ KINDS: dict[str, _Kind] = {
     "music": _Kind(_build_music, "optional", True),
     "classifier": _Kind(_build_text, "required", False),
     "tagger": _Kind(_build_text, "required", False),
+    "lstm1997": _Kind(_build_lstm1997, "no", False),
     "translator": _Kind(_decoding("translator_start"), "required", False,
                         _decoding("translator_step")),
     "captioner": _Kind(_decoding("captioner_start"), "no", False, _decoding("captioner_step")),
@@ -444,6 +509,9 @@ def example_inputs(model: nn.Module, names: list[str], steps: int = 7, batch: in
     length T), token ids in range, words of 0 to 4 characters."""
     rng = np.random.default_rng(seed)
     model = _exportable(model)
+    if isinstance(model, LSTM1997):
+        return {"inputs": rng.standard_normal((steps, batch, model.input_size))
+                .astype(np.float32)}
     layer = model if isinstance(model, RecurrentLayer) else model.recurrent
     lengths = np.concatenate([[steps], rng.integers(1, steps + 1, batch - 1)]).astype(np.int64)
     rows = layer.num_layers * layer.num_directions
@@ -490,6 +558,8 @@ def reference_outputs(model: nn.Module, inputs: dict[str, np.ndarray]) -> list[n
                                    None if state is None else _cast(state, model),
                                    lengths=t.get("lengths"))
                 results = [out, *(final if isinstance(final, tuple) else (final,))]
+            elif isinstance(model, LSTM1997):
+                results = [model.steps(t["inputs"].to(_dtype(model))).outputs]
             elif isinstance(model, SequenceModel):
                 results = [model(t["inputs"].to(_dtype(model)), t.get("lengths"))]
             elif isinstance(model, LanguageModel):

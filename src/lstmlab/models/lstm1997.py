@@ -61,10 +61,10 @@ from torch import Tensor, nn
 from lstmlab.models.registry import register
 from lstmlab.tasks.memory import MemoryTask
 
-_SIGMOIDS = {"sigmoid": (1.0, 0.0), "sigmoid_pm1": (2.0, 1.0), "sigmoid_pm2": (4.0, 2.0)}
+SIGMOID_SQUASHES = {"sigmoid": (1.0, 0.0), "sigmoid_pm1": (2.0, 1.0), "sigmoid_pm2": (4.0, 2.0)}
 """The squashing functions a f(x) - b by name (a, b): f, range [0, 1] (the gates; g of 2a/2b);
 2 f(x) - 1, range [-1, 1] (the paper's h); 4 f(x) - 2, range [-2, 2] (the paper's g)."""
-SQUASHES = (*_SIGMOIDS, "identity")
+SQUASHES = (*SIGMOID_SQUASHES, "identity")
 """The names of the squashing functions g (cell input) and h (cell output); "identity" is h of
 2a/2b (appendix A.1, eqs. 3-5; section 5.2)."""
 
@@ -73,7 +73,7 @@ def squash(name: str, x: Tensor) -> Tensor:
     """The squashing function ``name`` (``SQUASHES``) applied to x."""
     if name == "identity":
         return x
-    scale, shift = _SIGMOIDS[name]
+    scale, shift = SIGMOID_SQUASHES[name]
     return torch.sigmoid(x) if scale == 1.0 else scale * torch.sigmoid(x) - shift
 
 
@@ -85,7 +85,7 @@ def _np_squash(name: str, x: np.ndarray) -> np.ndarray:
     """``squash`` in numpy."""
     if name == "identity":
         return x
-    scale, shift = _SIGMOIDS[name]
+    scale, shift = SIGMOID_SQUASHES[name]
     return scale * _np_sigmoid(x) - shift
 
 
