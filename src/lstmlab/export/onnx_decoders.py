@@ -53,8 +53,8 @@ def step_path(path: str | Path) -> Path:
 # --- what a model's state is ---------------------------------------------------------------------
 
 
-def _cell_specs(cell, rows: str = "B") -> list[tuple[str, int, list]]:
-    return [float_spec(name, rows, width) for name, width in cell.state_widths.items()]
+def _cell_specs(cell) -> list[tuple[str, int, list]]:
+    return [float_spec(name, "B", width) for name, width in cell.state_widths.items()]
 
 
 def state_specs(model: Translator | Captioner) -> tuple[list[tuple], list[tuple]]:
