@@ -1,6 +1,7 @@
 """The training loop and checkpoints: learning, budgets, hooks, interruption, exact resume."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -122,6 +123,26 @@ def test_validation_keeps_the_best_and_early_stopping_stops():
     assert best == [(2, 3.0), (4, 2.0)]
     assert result.stopped_by == "callback" and result.state.step == 10
     assert [r["valid"] for r in validation.records] == [3.0, 2.0, 2.5, 2.4, 2.6]
+
+
+def test_fit_decays_the_learning_rate_after_each_validation_without_a_new_best():
+    from lstmlab.experiments.supervised import fit
+
+    values = iter([3.0, 3.5, 2.0, 2.0, 1.0, 9.0])
+    seen = []
+    run = fit(LastStep(), TrainConfig(progress=False, max_steps=12, lr=0.04,
+                                      schedule="cosine"),
+              classify_last, remember_first(torch.Generator().manual_seed(6)),
+              error=lambda m: next(values), eval_every=2, lr_decay=0.5,
+              report=lambda t, v, improved: seen.append(
+                  (v, t.schedule.base_lrs[0], t.optimizer.param_groups[0]["lr"])))
+    assert [(v, base) for v, base, _ in seen] == [
+        (3.0, 0.04), (3.5, 0.02), (2.0, 0.02), (2.0, 0.01), (1.0, 0.01), (9.0, 0.005)]
+    # the schedule's shape is kept: the current rate is the base times the cosine factor
+    factor = [0.5 * (1 + math.cos(math.pi * step / 12)) for step in (2, 4, 6, 8, 10, 12)]
+    assert [lr for _, _, lr in seen] == pytest.approx(
+        [base * f for (_, base, _), f in zip(seen, factor, strict=True)])
+    assert run.best == 1.0
 
 
 def test_non_finite_loss_is_a_clear_error():

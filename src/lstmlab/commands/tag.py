@@ -108,10 +108,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "lr": "learning rate",
         "weight_decay": "weight decay",
         "clip": "gradient-norm clip",
+        "lr_decay": "multiply the learning rate by this after a validation with no new best",
         "valid_fraction": "part of FILE held out without --valid",
         "seed": "random seed",
     }, types={"dropout": float, "word_dropout": float, "lr": positive_float,
-              "weight_decay": float, "clip": positive_float, "valid_fraction": float,
+              "weight_decay": float, "clip": positive_float, "lr_decay": positive_float, "valid_fraction": float,
               "seed": int},
         choices={"optimizer": ("adam", "adamw", "sgd")},
         unset=True, flags={"cell": ("--cell", "--model")})

@@ -70,6 +70,8 @@ class ClassifyConfig:
         min_freq: words seen fewer times in training become ``<unk>``.
         lowercase: lowercase words before lookup (and at prediction time).
         batch, optimizer, lr, weight_decay, clip: texts per step and the optimiser.
+        lr_decay: the learning rate is multiplied by this after every validation that brings
+            no new best (1: constant).
         valid_fraction: held out of the training file when no validation file is given.
         seed: initialisation, dropout and batch order.
     """
@@ -92,6 +94,7 @@ class ClassifyConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
+    lr_decay: float = 1.0
     valid_fraction: float = 0.1
     seed: int = 0
 
@@ -264,7 +267,7 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     run = fit(model, loop, ClassifyStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"classify {model.cell}")
+              description=f"classify {model.cell}", lr_decay=config.lr_decay)
     test_accuracy = test_report = None
     if test_examples is not None and run.train.state.step > 0:
         test_texts = [vocab.encode(e.words) for e in test_examples]

@@ -64,6 +64,8 @@ class MusicConfig:
         layers, hidden: recurrent layers and their units.
         dropout: between layers and before the output layer.
         batch, optimizer, lr, weight_decay, clip: pieces per step and the optimiser.
+        lr_decay: the learning rate is multiplied by this after every validation that brings
+            no new best (1: constant).
         valid_fraction: pieces held out of the training split when the file has no "valid"
             split and no validation file is given.
         seed: initialisation, dropout and batch order.
@@ -78,6 +80,7 @@ class MusicConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
+    lr_decay: float = 1.0
     valid_fraction: float = 0.1
     seed: int = 0
 
@@ -211,7 +214,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
               description=f"music {model.cell}", patience=patience,
-              on_validation=on_validation)
+              lr_decay=config.lr_decay, on_validation=on_validation)
     test_nll = test_frames = None
     if test_pieces is not None and run.train.state.step > 0:
         test_nll, test_frames = pieces_nll(model, [p.roll for p in test_pieces])

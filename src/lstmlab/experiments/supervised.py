@@ -37,7 +37,8 @@ def check_settings(settings: Any, positive: Sequence[str] = (),
                    dropouts: Sequence[str] = ("dropout",)) -> None:
     """The range checks every supervised run's configuration shares: ``positive`` fields are
     ints >= 1, ``dropouts`` in [0, 1), ``valid_fraction`` in (0, 1); a ValueError names the
-    option as the command line writes it."""
+    option as the command line writes it. ``lr_decay``, where the configuration has one, is in
+    (0, 1]."""
     for name in positive:
         value = getattr(settings, name)
         if not isinstance(value, int) or value < 1:
@@ -49,6 +50,8 @@ def check_settings(settings: Any, positive: Sequence[str] = (),
                              f"{getattr(settings, name)}")
     if not 0 < settings.valid_fraction < 1:
         raise ValueError(f"valid-fraction must be in (0, 1), got {settings.valid_fraction}")
+    if not 0 < getattr(settings, "lr_decay", 1.0) <= 1:
+        raise ValueError(f"lr-decay must be in (0, 1], got {settings.lr_decay}")
 
 
 def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None = None,
@@ -139,11 +142,12 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         save: Callable[[nn.Module], None] | None = None,
         report: Callable[[Trainer, float, bool], None] | None = None,
         console: Console | None = None, description: str = "training",
-        patience: int | None = None,
+        patience: int | None = None, lr_decay: float = 1.0,
         on_validation: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
     ``error(model)`` (lower is better); with ``patience``, stop early after that many
-    validations without a new best. ``on_validation(step, value)`` hears every validation (it
+    validations without a new best; with ``lr_decay`` < 1, the learning rate is multiplied by it
+    after every validation that brings no new best. ``on_validation(step, value)`` hears every validation (it
     may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
     written by ``save`` on rank 0 when given) and put back into ``model`` at the end, so
     ``model`` leaves with its best-validation weights."""
@@ -165,6 +169,8 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
             model.train(was_training)
 
     def on_result(trainer: Trainer, value: float, improved: bool) -> None:
+        if not improved and lr_decay < 1:
+            trainer.scale_lr(lr_decay)
         if report is not None:
             report(trainer, value, improved)
         if on_validation is not None:

@@ -63,6 +63,8 @@ class TagConfig:
         min_freq: words seen fewer times in training become ``<unk>``.
         lowercase: lowercase words before lookup (characters keep their case).
         batch, optimizer, lr, weight_decay, clip: sentences per step and the optimiser.
+        lr_decay: the learning rate is multiplied by this after every validation that brings
+            no new best (1: constant).
         valid_fraction: held out of the training file when no validation file is given.
         seed: initialisation, dropout and batch order.
     """
@@ -84,6 +86,7 @@ class TagConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
+    lr_decay: float = 1.0
     valid_fraction: float = 0.1
     seed: int = 0
 
@@ -315,7 +318,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"tag {model.cell}", patience=patience,
-              on_validation=on_validation)
+              lr_decay=config.lr_decay, on_validation=on_validation)
     test_scores = None
     if test_data is not None and run.train.state.step > 0:
         test_scores = score(model, vocab, tags, test_data.sentences, str(test)).to_dict()

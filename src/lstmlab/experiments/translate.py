@@ -551,11 +551,6 @@ def train_translator(source: str | Path, target: str | Path, *,
     def report(trainer: Trainer, error: float, improved: bool) -> None:
         s = trainer.state
         lr = trainer.optimizer.param_groups[0]["lr"]
-        if not improved and config.lr_decay < 1:
-            trainer.schedule.base_lrs = [b * config.lr_decay for b in trainer.schedule.base_lrs]
-            for group, b in zip(trainer.optimizer.param_groups, trainer.schedule.base_lrs,
-                                strict=True):
-                group["lr"] = b
         console.print(f"step {s.step:,} ({s.sequences / len(items):.2f} epochs, "
                       f"{s.seconds / 60:.1f} min): valid BLEU {100 - error:.2f} (greedy) lr "
                       f"{lr:.2g}" + ("  [best]" if improved else ""))
@@ -564,7 +559,7 @@ def train_translator(source: str | Path, target: str | Path, *,
     run = fit(model, loop, TranslateStep(config.label_smoothing, tgt_vocab.index(BOS)), batches,
               error=valid_error, eval_every=eval_every or spe, save=save, report=report,
               console=console, description=f"translate {model.cell}",
-              patience=config.patience or None)
+              patience=config.patience or None, lr_decay=config.lr_decay)
     test_report = None
     if test_pairs is not None and run.train.state.step > 0:
         test_report = evaluate_pairs(loaded, test_pairs, decode or DecodeConfig(),

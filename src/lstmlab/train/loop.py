@@ -358,6 +358,13 @@ class Trainer:
             callback.on_end(self, result)
         return result
 
+    def scale_lr(self, factor: float) -> None:
+        """Multiply the learning rate by ``factor`` from now on (the schedule's base rates and
+        the optimiser's current ones, so the schedule's shape is kept)."""
+        self.schedule.base_lrs = [lr * factor for lr in self.schedule.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] *= factor
+
     def _back_off(self, loss: Tensor) -> None:
         """A non-finite loss or gradient: the step is skipped (no update); with
         ``nonfinite="backoff"`` the learning rate is halved, at most ``max_backoffs`` times in a
@@ -374,7 +381,7 @@ class Trainer:
                 f"rate (lr={self.schedule.base_lrs[0]:g}) or clip gradients harder "
                 f"(clip={c.clip})")
         self.backoffs += 1
-        self.schedule.base_lrs = [lr / 2 for lr in self.schedule.base_lrs]
+        self.scale_lr(0.5)
         undone = ""
         if self._good is not None:  # the last update led here: undo it, restart the moments
             with torch.no_grad():
