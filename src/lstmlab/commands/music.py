@@ -101,7 +101,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "valid_fraction": "training pieces held out when there is no valid split",
         "seed": "random seed",
     }, types={"dropout": float, "lr": positive_float, "weight_decay": float,
-              "clip": positive_float, "lr_decay": positive_float, "valid_fraction": float, "seed": int},
+              "clip": positive_float, "lr_decay": positive_float, "valid_fraction": float,
+              "seed": int},
         choices={"optimizer": ("adam", "adamw", "sgd")},
         unset=True, flags={"cell": ("--cell", "--model")})
     add_budget_options(p)

@@ -112,7 +112,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "valid_fraction": "part of FILE held out without --valid",
         "seed": "random seed",
     }, types={"dropout": float, "word_dropout": float, "lr": positive_float,
-              "weight_decay": float, "clip": positive_float, "lr_decay": positive_float, "valid_fraction": float,
+              "weight_decay": float, "clip": positive_float, "lr_decay": positive_float,
+              "valid_fraction": float,
               "seed": int},
         choices={"optimizer": ("adam", "adamw", "sgd")},
         unset=True, flags={"cell": ("--cell", "--model")})

@@ -146,9 +146,9 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         on_validation: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
     ``error(model)`` (lower is better); with ``patience``, stop early after that many
-    validations without a new best; with ``lr_decay`` < 1, the learning rate is multiplied by it
-    after every validation that brings no new best. ``on_validation(step, value)`` hears every validation (it
-    may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
+    validations without a new best; with ``lr_decay`` < 1, the learning rate is multiplied by
+    it after every validation that brings no new best. ``on_validation(step, value)`` hears
+    every validation (it may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
     written by ``save`` on rank 0 when given) and put back into ``model`` at the end, so
     ``model`` leaves with its best-validation weights."""
     trainer = Trainer(model, config, console=console)
