@@ -148,9 +148,9 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
     ``error(model)`` (lower is better); with ``patience``, stop early after that many
     validations without a new best; with ``lr_decay`` < 1, the learning rate is multiplied by
     it after every validation that brings no new best. ``on_validation(step, value)`` hears
-    every validation (it may raise to end the run, e.g. a study's pruner). The best weights are kept in memory (and
-    written by ``save`` on rank 0 when given) and put back into ``model`` at the end, so
-    ``model`` leaves with its best-validation weights."""
+    every validation (it may raise to end the run, e.g. a study's pruner). The best weights are
+    kept in memory (and written by ``save`` on rank 0 when given) and put back into ``model`` at
+    the end, so ``model`` leaves with its best-validation weights."""
     trainer = Trainer(model, config, console=console)
     best_state: dict[str, Tensor] = {}
 
