@@ -110,13 +110,18 @@ def command(args: str, trials: int, out: Path, minutes: float) -> list[str]:
 
 def collect(results: Path = RESULTS) -> Path:
     """One Markdown table of every entry's results.json, with its command."""
+    from lstmlab.experiments.learner import learner_parameters
     from lstmlab.experiments.memory_report import COLUMNS, _row
     from lstmlab.experiments.memory_suite import Summary
+    from lstmlab.experiments.memory_trial import LearnerConfig
+    from lstmlab.tasks.memory import make_task
 
     lines = ["# Memory suite goals: measured", "",
              "Each row: `lstmlab memory` with the arguments shown (written by "
              "benchmarks/memory_suite.py). Sequences to success: median (range) over the solved "
-             "trials. Times: this 2-core machine, shared, one torch thread per run.", "",
+             "trials; 1997 paper: the paper's figure, a mean over its trials (Reber: 30). "
+             "Parameters: the network's weights and biases (the 1997 set-up: the paper's own "
+             "count). Times: this 2-core machine, shared, one torch thread per run.", "",
              "| " + " | ".join(COLUMNS) + " | command |", "|" + "---|" * (len(COLUMNS) + 1)]
     for name, _, _ in ENTRIES:
         path = results / name / "results.json"
@@ -128,7 +133,14 @@ def collect(results: Path = RESULTS) -> Path:
         for s in data["summary"]:
             s.setdefault("seeds", s.get("trials"))  # results written before the renames
             s.setdefault("learner", s.get("model"))
-            row = _row(Summary(**{k: v for k, v in s.items() if k in fields}))
+            summary = Summary(**{k: v for k, v in s.items() if k in fields})
+            if summary.parameters is None:  # results written before trials recorded it
+                learner = {k: v for k, v in data["settings"]["learner"].items()
+                           if k in LearnerConfig.__dataclass_fields__}
+                summary.parameters = learner_parameters(
+                    make_task(summary.name, summary.lag, **summary.options), summary.learner,
+                    LearnerConfig(**learner))
+            row = _row(summary)
             flag = " (interrupted)" if data.get("interrupted") else ""
             lines.append("| " + " | ".join(row) + f" | `{cmd}`{flag} |")
     out = results.parent / "memory_goals.md"

@@ -164,11 +164,27 @@ def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
     assert lstm["test_size"] == 512
     trial = data["trials"][0]
     assert trial["sequences_to_success"] <= trial["sequences"] and trial["curve"]
+    # intern: 17 inputs, 8 outputs; LSTM 4H(I + H) weights + two biases of 4H, head H x 8 + 8
+    assert trial["parameters"] == 4 * 16 * (17 + 16) + 2 * 4 * 16 + 16 * 8 + 8 == 2376
+    assert lstm["parameters"] == 2376
     md = (out / "results.md").read_text()
-    assert "| intern (T = 5) | lstm | 1/1 (100%)" in md
+    assert "| intern (T = 5) | lstm | 2,376 | 1/1 (100%)" in md
     for png in ("learning_curves.png", "success_vs_lag.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "Memory suite" in capsys.readouterr().out
+
+
+def test_learner_parameters_count_what_the_trial_trains():
+    config = LearnerConfig(hidden=16)
+    intern = make_task("intern", 5)
+    assert learner.learner_parameters(intern, "lstm", config) == 2376
+    assert learner.learner_parameters(intern, "rnn", config) == 16 * (17 + 16) + 2 * 16 + 16 * 8 + 8
+    # the 1997 network of 2a at p = 100: the paper's "# weights", its cell counted from the start
+    assert learner.learner_parameters(make_task("lag", 100, variant="2a"), "lstm1997") == 10_504
+    guess = guess_trial("latch", {}, 5, seed=0, config=LearnerConfig(guess_hidden=2),
+                        budget=Budget(guesses=3), test_size=16)
+    assert guess.parameters == learner.learner_parameters(make_task("latch", 5), "guess",
+                                                          LearnerConfig(guess_hidden=2))
 
 
 # -- gradient flow --------------------------------------------------------------------------------

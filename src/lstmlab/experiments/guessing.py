@@ -94,6 +94,7 @@ def guess_trial(name: str, options: dict[str, Any], lag: int | None, seed: int =
         sequences_to_criterion=sequences if solved else None,
         seconds=round(seconds, 3), stopped_by=stopped_by, test_errors=wrong, test_size=size,
         guesses=guesses, reference_sequences=task.reference_sequences,
+        parameters=sum(p.numel() for p in net.parameters()),
         note=f"{config.guess_cell} H={config.guess_hidden}, weights in "
              f"[-{config.guess_range:g}, {config.guess_range:g}], fixed set of "
              f"{config.guess_set}; best guess {best:.1%} of it right")

@@ -52,7 +52,7 @@ from lstmlab.models.lstm1997 import (
     build_lstm1997,
     setup_of,
 )
-from lstmlab.models.memory import build_memory_model
+from lstmlab.models.memory import build_memory_model, guess_network
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, make_task
 from lstmlab.train.callbacks import Callback, Every, StopWhen
@@ -169,6 +169,20 @@ def learner_setup(task: MemoryTask, learner: str, seed: int, config: LearnerConf
     return LearnerSetup(net, learner_train_config(config, budget), config.batch, config.loss)
 
 
+def learner_parameters(task: MemoryTask, learner: str,
+                       config: LearnerConfig | None = None) -> int:
+    """The trainable weights (biases included) of ``learner``'s network for ``task`` as the
+    suite builds it (for "guess", the guessed network; for "lstm1997", the paper's "# weights"
+    with the 2a/2b cell counted from the start)."""
+    config = config or LearnerConfig()
+    learner = check_learner(learner)
+    if learner == GUESS:
+        net = guess_network(task, config.guess_cell, config.guess_hidden, config.kernel)
+    else:
+        net = learner_setup(task, learner, 0, config, Budget()).net
+    return sum(p.numel() for p in net.parameters())
+
+
 def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, seed: int,
                 config: LearnerConfig | None = None, budget: Budget | None = None,
                 test_size: int | None = None, listener: Listener | None = None) -> TrialResult:
@@ -230,5 +244,6 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
         seconds=round(trainer.state.seconds, 3),
         stopped_by=stopped_by, test_errors=wrong, test_size=size,
         reference_sequences=task.reference_sequences, note=note,
+        parameters=sum(p.numel() for p in net.parameters()),
         curve=[{k: p[k] for k in ("sequences", "loss", "accuracy", "seconds") if k in p}
                for p in trainer.history])

@@ -13,8 +13,8 @@ from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
 from lstmlab.experiments.memory_trial import TrialResult
 from lstmlab.io import atomic_write_text
 
-COLUMNS = ("task", "learner", "solved", "sequences to success", "1997 paper", "test errors",
-           "time")
+COLUMNS = ("task", "learner", "parameters", "solved", "sequences to success",
+           "1997 paper (mean)", "test errors", "time")
 
 
 def _row(s: Summary) -> list[str]:
@@ -30,7 +30,9 @@ def _row(s: Summary) -> list[str]:
     reference = format_count(s.reference_sequences) if s.reference_sequences else "-"
     tests = "-" if s.median_test_errors is None else \
         f"{format_count(s.median_test_errors)} / {s.test_size:,}"
-    return [s.task, s.learner, solved, sequences, reference, tests, f"{s.seconds:,.0f} s"]
+    parameters = "-" if s.parameters is None else f"{s.parameters:,}"
+    return [s.task, s.learner, parameters, solved, sequences, reference, tests,
+            f"{s.seconds:,.0f} s"]
 
 
 def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> Table:
@@ -38,8 +40,10 @@ def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> T
     table = Table(title=title, caption="sequences to success: median (range) of the solved "
                                        "trials' training sequences until the task's criterion "
                                        "held (lag: until its 10,000-in-a-row streak began; "
-                                       "guessing: guesses x fixed set); test errors: median "
-                                       "over trials, on fresh sequences")
+                                       "guessing: guesses x fixed set); 1997 paper: its "
+                                       "figure, a mean over its trials; parameters: weights "
+                                       "and biases; test errors: median over trials, on "
+                                       "fresh sequences")
     for column in COLUMNS:
         table.add_column(column, justify="left" if column in ("task", "learner") else "right")
     previous = None
@@ -51,7 +55,7 @@ def render_table(summaries: Sequence[Summary], title: str = "Memory suite") -> T
             table.add_section()
         previous = s.task
         style = "green" if s.solved == s.seeds else ("red" if s.solved == 0 else "yellow")
-        row[2] = f"[{style}]{row[2]}[/]"
+        row[3] = f"[{style}]{row[3]}[/]"
         table.add_row(*row)
     return table
 

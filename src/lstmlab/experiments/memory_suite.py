@@ -56,6 +56,7 @@ class Summary:
     test_size: int
     reference_sequences: int | None
     reference: str
+    parameters: int | None = None  # the first trial's network
 
     @property
     def percent_solved(self) -> float:
@@ -85,7 +86,8 @@ def summarise(results: list[TrialResult], tasks: dict[tuple, MemoryTask] | None 
             seconds=sum(r.seconds for r in rs),
             median_test_errors=statistics.median(tests) if tests else None,
             test_size=max((r.test_size for r in rs), default=0),
-            reference_sequences=task.reference_sequences, reference=task.reference))
+            reference_sequences=task.reference_sequences, reference=task.reference,
+            parameters=first.parameters))
     return out
 
 

@@ -156,6 +156,8 @@ class TrialResult:
             (the final model; for guessing the last guess), None where not measured.
         stopped_by: "criterion", "max_sequences", "max_seconds", "max_guesses", "interrupt",
             "diverged". curve: learning-curve points {sequences, loss, accuracy, seconds}.
+        parameters: the network's trainable weights, biases included (None: not recorded, in
+            results written before it was).
     """
 
     task: str
@@ -176,6 +178,7 @@ class TrialResult:
     sequences_to_criterion: int | None = None
     note: str = ""
     curve: list[dict[str, float]] = field(default_factory=list)
+    parameters: int | None = None
 
 
 @torch.no_grad()
