@@ -14,6 +14,7 @@ from rich.console import Console
 import lstmlab
 from lstmlab.cli import main
 from lstmlab.experiments.classify import load_classifier
+from lstmlab.experiments.supervised import drop_words, rare_word_dropout
 from lstmlab.experiments.tag import evaluate_tagger, load_tagger, predict_tags, train_tagger
 from lstmlab.metrics import chunk_scores, chunks, is_chunk_tagging
 from lstmlab.models.tagger import SequenceTagger
@@ -141,6 +142,29 @@ def test_tagger_gives_each_sentence_its_own_tags_in_a_padded_batch():
     together = logits(tagging_batch(vocab, sentences))
     for b, s in enumerate(sentences):
         torch.testing.assert_close(together[: len(s), b], logits(tagging_batch(vocab, [s]))[:, 0])
+
+
+# --- word dropout ---------------------------------------------------------------------------
+
+
+def test_rare_word_dropout_by_hand():
+    # ids 1, 2, 3 seen 1, 3 and 0 times (id 0, <unk>, twice)
+    p = rare_word_dropout([[1, 2, 0], [2, 2, 0]], 4, alpha=0.25)
+    torch.testing.assert_close(p, torch.tensor([0.25 / 2.25, 0.25 / 1.25, 0.25 / 3.25, 1.0]))
+    assert not rare_word_dropout([[1]], 2, alpha=0.0).any()
+
+
+def test_drop_words_combines_both_kinds_and_keeps_padding():
+    torch.manual_seed(0)
+    words = torch.tensor([[1, 2, 3, 0]] * 2000)  # (T, B) with 0 as padding
+    per_word = torch.tensor([0.0, 1.0, 0.0, 0.5])
+    dropped = drop_words(words, 0.0, per_word)
+    assert (dropped[:, 0] == 0).all() and (dropped[:, 1] == 2).all() and (dropped[:, 3] == 0).all()
+    assert abs(float((dropped[:, 2] == 0).float().mean()) - 0.5) < 0.05
+    both = drop_words(words, 0.2, per_word)  # id 3: 1 - 0.8 x 0.5 = 0.6
+    assert abs(float((both[:, 2] == 0).float().mean()) - 0.6) < 0.05
+    assert abs(float((both[:, 1] == 0).float().mean()) - 0.2) < 0.05
+    assert drop_words(words, 0.0) is words
 
 
 # --- learning -------------------------------------------------------------------------------

@@ -99,6 +99,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "embedding": "word vector size",
         "dropout": "dropout on word vectors, between layers and before the output",
         "word_dropout": "probability that a training word becomes <unk>",
+        "rare_dropout": "alpha: besides, a training word seen n times becomes <unk> with "
+                        "probability alpha / (alpha + n)",
         "char_embedding": "character vector size",
         "char_hidden": "units per direction of the character layer",
         "min_freq": "words seen fewer times become <unk>",
@@ -111,7 +113,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "lr_decay": "multiply the learning rate by this after a validation with no new best",
         "valid_fraction": "part of FILE held out without --valid",
         "seed": "random seed",
-    }, types={"dropout": float, "word_dropout": float, "lr": positive_float,
+    }, types={"dropout": float, "word_dropout": float, "rare_dropout": float,
+              "lr": positive_float,
               "weight_decay": float, "clip": positive_float, "lr_decay": positive_float,
               "valid_fraction": float,
               "seed": int},

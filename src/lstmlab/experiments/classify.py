@@ -27,9 +27,11 @@ from lstmlab.experiments.supervised import (
     RunRecord,
     bucketed_batches,
     check_settings,
+    drop_words,
     fit,
     load_model,
     ordered_batches,
+    rare_word_dropout,
     save_model,
     steps_per_epoch,
     train_config,
@@ -63,6 +65,9 @@ class ClassifyConfig:
         bidirectional: read each text both ways.
         pooling: "last", "max", "mean" or "attention" (``lstmlab.models.classifier``).
         dropout: on word vectors, between layers and on the pooled vector.
+        rare_dropout: alpha of the frequency-dependent word dropout: besides, a training word
+            seen n times becomes ``<unk>`` with probability alpha / (alpha + n)
+            (``experiments.supervised.rare_word_dropout``; 0: none).
         word_dropout: while training, each word becomes ``<unk>`` with this probability (the
             model learns a useful ``<unk>``, and with ``chars`` to read the spelling).
         chars: add character features of each word (a character BiLSTM), sizes
@@ -84,6 +89,7 @@ class ClassifyConfig:
     pooling: str = "max"
     dropout: float = 0.5
     word_dropout: float = 0.0
+    rare_dropout: float = 0.0
     chars: bool = False
     char_embedding: int = 16
     char_hidden: int = 32
@@ -125,14 +131,11 @@ class ClassifyStep:
     """One training step: cross-entropy of the labels (nats, mean over texts), with word
     dropout; reports the batch's accuracy and its words as tokens."""
 
-    def __init__(self, word_dropout: float = 0.0) -> None:
-        self.word_dropout = word_dropout
+    def __init__(self, word_dropout: float = 0.0, per_word: Tensor | None = None) -> None:
+        self.word_dropout, self.per_word = word_dropout, per_word
 
     def __call__(self, model: nn.Module, batch: Any) -> StepOutput:
-        inputs = batch.inputs
-        if self.word_dropout:
-            drop = torch.rand(inputs.shape, device=inputs.device) < self.word_dropout
-            inputs = inputs.masked_fill(drop, 0)  # id 0 is <unk>
+        inputs = drop_words(batch.inputs, self.word_dropout, self.per_word)
         logits = forward(model, inputs, batch)
         labels = batch.extras["labels"]
         loss = F.cross_entropy(logits, labels)
@@ -265,7 +268,9 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     extra = {"labels": labels, "vocabulary": vocab.to_dict(), "config": asdict(config),
              "train": str(train)}
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
-    run = fit(model, loop, ClassifyStep(config.word_dropout), batches, error=valid_error,
+    per_word = (rare_word_dropout([t.words for t in train_texts], len(vocab.words),
+                                  config.rare_dropout) if config.rare_dropout else None)
+    run = fit(model, loop, ClassifyStep(config.word_dropout, per_word), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"classify {model.cell}", lr_decay=config.lr_decay)
     test_accuracy = test_report = None

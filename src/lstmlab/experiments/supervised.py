@@ -38,7 +38,7 @@ def check_settings(settings: Any, positive: Sequence[str] = (),
     """The range checks every supervised run's configuration shares: ``positive`` fields are
     ints >= 1, ``dropouts`` in [0, 1), ``valid_fraction`` in (0, 1); a ValueError names the
     option as the command line writes it. ``lr_decay``, where the configuration has one, is in
-    (0, 1]."""
+    (0, 1]; ``rare_dropout`` >= 0."""
     for name in positive:
         value = getattr(settings, name)
         if not isinstance(value, int) or value < 1:
@@ -52,6 +52,8 @@ def check_settings(settings: Any, positive: Sequence[str] = (),
         raise ValueError(f"valid-fraction must be in (0, 1), got {settings.valid_fraction}")
     if not 0 < getattr(settings, "lr_decay", 1.0) <= 1:
         raise ValueError(f"lr-decay must be in (0, 1], got {settings.lr_decay}")
+    if getattr(settings, "rare_dropout", 0.0) < 0:
+        raise ValueError(f"rare-dropout must be >= 0, got {settings.rare_dropout}")
 
 
 def train_config(settings: Any, steps_per_epoch: int, *, minutes: float | None = None,
@@ -106,6 +108,33 @@ def ordered_batches(items: Sequence[Any], lengths: Sequence[int], batch_size: in
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(1, math.ceil(count / batch_size))
+
+
+# --- word dropout: training words replaced by <unk> (id 0) ------------------------------------
+
+
+def rare_word_dropout(texts: Sequence[Sequence[int]], vocab_size: int, alpha: float) -> Tensor:
+    """Per word id (vocab_size,), the probability alpha / (alpha + n) that a training word seen
+    n times in ``texts`` (word-id sequences) is dropped (Kiperwasser & Goldberg 2016): rare
+    words often, frequent ones almost never, so the ``<unk>`` vector and the character features
+    learn to stand in for the words a test text brings that training never saw."""
+    counts = torch.zeros(vocab_size)
+    for text in texts:
+        counts.index_add_(0, torch.as_tensor(text, dtype=torch.long),
+                          torch.ones(len(text)))
+    return alpha / (alpha + counts) if alpha > 0 else torch.zeros(vocab_size)
+
+
+def drop_words(words: Tensor, probability: float, per_word: Tensor | None = None) -> Tensor:
+    """``words`` (T, B) ids with each replaced by ``<unk>`` (0) with ``probability``, and
+    besides with ``per_word[id]`` (``rare_word_dropout``) where given; padding stays 0."""
+    p = torch.full(words.shape, probability, device=words.device)
+    if per_word is not None:
+        rare = per_word.to(words.device)[words]
+        p = 1 - (1 - p) * (1 - rare)  # either drop
+    if not bool((p > 0).any()):
+        return words
+    return words.masked_fill(torch.rand(words.shape, device=words.device) < p, 0)
 
 
 class RunRecord:

@@ -26,9 +26,11 @@ from lstmlab.experiments.supervised import (
     RunRecord,
     bucketed_batches,
     check_settings,
+    drop_words,
     fit,
     load_model,
     ordered_batches,
+    rare_word_dropout,
     save_model,
     steps_per_epoch,
     train_config,
@@ -56,6 +58,9 @@ class TagConfig:
         layers, hidden, embedding: recurrent layers, units per direction, word vector width.
         bidirectional: read each sentence both ways (a BiLSTM tagger).
         dropout: on word vectors, between layers and before the output layer.
+        rare_dropout: alpha of the frequency-dependent word dropout: besides, a training word
+            seen n times becomes ``<unk>`` with probability alpha / (alpha + n)
+            (``experiments.supervised.rare_word_dropout``; 0: none).
         word_dropout: while training, each word becomes ``<unk>`` with this probability, so the
             ``<unk>`` vector and the character features learn to stand in for unseen words.
         chars: character features of each word (a character BiLSTM), sizes ``char_embedding``
@@ -76,6 +81,7 @@ class TagConfig:
     bidirectional: bool = True
     dropout: float = 0.33
     word_dropout: float = 0.05
+    rare_dropout: float = 0.0
     chars: bool = True
     char_embedding: int = 32
     char_hidden: int = 50
@@ -113,14 +119,11 @@ class TagStep:
     """One training step: cross-entropy of the tags (nats, mean over the words of the batch),
     with word dropout; reports the batch's token accuracy and its words as tokens."""
 
-    def __init__(self, word_dropout: float = 0.0) -> None:
-        self.word_dropout = word_dropout
+    def __init__(self, word_dropout: float = 0.0, per_word: Tensor | None = None) -> None:
+        self.word_dropout, self.per_word = word_dropout, per_word
 
     def __call__(self, model: nn.Module, batch: Any) -> StepOutput:
-        inputs = batch.inputs
-        if self.word_dropout:
-            drop = torch.rand(inputs.shape, device=inputs.device) < self.word_dropout
-            inputs = inputs.masked_fill(drop, 0)  # id 0 is <unk>
+        inputs = drop_words(batch.inputs, self.word_dropout, self.per_word)
         logits = forward(model, inputs, batch)[batch.mask]  # (N, K): the words only
         targets = batch.targets[batch.mask]
         loss = F.cross_entropy(logits, targets)
@@ -315,7 +318,9 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
              "format": data.format, "column": None if column is None else str(column),
              "column_name": data.column, "train": str(train)}
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
-    run = fit(model, loop, TagStep(config.word_dropout), batches, error=valid_error,
+    per_word = (rare_word_dropout([e.words for e, _ in train_items], len(vocab.words),
+                                  config.rare_dropout) if config.rare_dropout else None)
+    run = fit(model, loop, TagStep(config.word_dropout, per_word), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"tag {model.cell}", patience=patience,
               lr_decay=config.lr_decay, on_validation=on_validation)
