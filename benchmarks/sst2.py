@@ -26,7 +26,7 @@ def main() -> None:
         "minutes": 20.0, "cell": "lstm", "layers": 1, "hidden": 150, "embedding": 300,
         "bidirectional": True, "pooling": "max", "dropout": 0.5, "word_dropout": 0.1,
         "chars": False, "min_freq": 1, "batch": 32, "lr": 1e-3, "weight_decay": 0.0,
-        "clip": 5.0}).parse_args()
+        "clip": 5.0, "lr_decay": 1.0, "rare_dropout": 0.0}).parse_args()
     from lstmlab.experiments.classify import train_classifier
 
     folder = ("sst2",)
