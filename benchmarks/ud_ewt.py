@@ -29,7 +29,7 @@ def main() -> None:
         "minutes": 30.0, "cell": "lstm", "layers": 1, "hidden": 128, "embedding": 100,
         "bidirectional": True, "dropout": 0.33, "word_dropout": 0.05, "chars": True,
         "char_embedding": 32, "char_hidden": 50, "min_freq": 1, "batch": 32, "lr": 2e-3,
-        "weight_decay": 0.0, "clip": 5.0, "lr_decay": 0.5, "rare_dropout": 0.0}).parse_args()
+        "weight_decay": 0.0, "clip": 5.0, "lr_decay": 0.5, "rare_dropout": 0.25}).parse_args()
     from lstmlab.experiments.tag import train_tagger
 
     train, dev, test = (data_file("ud_english_ewt", f"en_ewt-ud-{s}.conllu.gz")
