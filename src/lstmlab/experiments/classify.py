@@ -65,11 +65,11 @@ class ClassifyConfig:
         bidirectional: read each text both ways.
         pooling: "last", "max", "mean" or "attention" (``lstmlab.models.classifier``).
         dropout: on word vectors, between layers and on the pooled vector.
+        word_dropout: while training, each word becomes ``<unk>`` with this probability (the
+            model learns a useful ``<unk>``, and with ``chars`` to read the spelling).
         rare_dropout: alpha of the frequency-dependent word dropout: besides, a training word
             seen n times becomes ``<unk>`` with probability alpha / (alpha + n)
             (``experiments.supervised.rare_word_dropout``; 0: none).
-        word_dropout: while training, each word becomes ``<unk>`` with this probability (the
-            model learns a useful ``<unk>``, and with ``chars`` to read the spelling).
         chars: add character features of each word (a character BiLSTM), sizes
             ``char_embedding`` and ``char_hidden``.
         min_freq: words seen fewer times in training become ``<unk>``.

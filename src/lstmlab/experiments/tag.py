@@ -58,11 +58,11 @@ class TagConfig:
         layers, hidden, embedding: recurrent layers, units per direction, word vector width.
         bidirectional: read each sentence both ways (a BiLSTM tagger).
         dropout: on word vectors, between layers and before the output layer.
+        word_dropout: while training, each word becomes ``<unk>`` with this probability, so the
+            ``<unk>`` vector and the character features learn to stand in for unseen words.
         rare_dropout: alpha of the frequency-dependent word dropout: besides, a training word
             seen n times becomes ``<unk>`` with probability alpha / (alpha + n)
             (``experiments.supervised.rare_word_dropout``; 0: none).
-        word_dropout: while training, each word becomes ``<unk>`` with this probability, so the
-            ``<unk>`` vector and the character features learn to stand in for unseen words.
         chars: character features of each word (a character BiLSTM), sizes ``char_embedding``
             and ``char_hidden``.
         min_freq: words seen fewer times in training become ``<unk>``.
