@@ -128,12 +128,12 @@ def rare_word_dropout(texts: Sequence[Sequence[int]], vocab_size: int, alpha: fl
 def drop_words(words: Tensor, probability: float, per_word: Tensor | None = None) -> Tensor:
     """``words`` (T, B) ids with each replaced by ``<unk>`` (0) with ``probability``, and
     besides with ``per_word[id]`` (``rare_word_dropout``) where given; padding stays 0."""
+    if not probability and per_word is None:
+        return words
     p = torch.full(words.shape, probability, device=words.device)
     if per_word is not None:
         rare = per_word.to(words.device)[words]
         p = 1 - (1 - p) * (1 - rare)  # either drop
-    if not bool((p > 0).any()):
-        return words
     return words.masked_fill(torch.rand(words.shape, device=words.device) < p, 0)
 
 
