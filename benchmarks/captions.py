@@ -31,7 +31,7 @@ GOAL = ">= 99% truthful captions on held-out scenes"
 def main() -> None:
     p = parser(__doc__.splitlines()[0], {
         "minutes": 30.0, "cell": "lstm", "embedding": 64, "hidden": 256, "batch": 32,
-        "lr": 2e-3, "beam": 3})
+        "lr": 2e-3, "schedule": "constant", "beam": 3})
     p.add_argument("--attention", choices=("none", "soft", "both"), default="both")
     p.add_argument("--scenes", type=int, default=1000, help="held-out scenes to caption")
     args = p.parse_args()

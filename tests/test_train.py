@@ -145,6 +145,24 @@ def test_fit_decays_the_learning_rate_after_each_validation_without_a_new_best()
     assert run.best == 1.0
 
 
+def test_cosine_without_max_steps_decays_over_the_budget_used():
+    # 4 sequences a step, a budget of 40 sequences: after the k-th step 4 k / 40 is used
+    trainer = Trainer(LastStep(), TrainConfig(progress=False, max_sequences=40, lr=0.1,
+                                              schedule="cosine", log_every=1))
+    trainer.run(classify_last, remember_first(torch.Generator().manual_seed(1), batch=4))
+    lrs = [point["lr"] for point in trainer.history]
+    assert len(lrs) == 10
+    assert lrs == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * 4 * k / 40))
+                                 for k in range(1, 11)])
+    # a time budget alone: the clock decides, the rate falls from the first step on
+    timed = Trainer(LastStep(), TrainConfig(progress=False, max_seconds=0.5, lr=0.1,
+                                            schedule="cosine", log_every=1))
+    timed.run(classify_last, remember_first(torch.Generator().manual_seed(1), batch=4))
+    rates = [point["lr"] for point in timed.history]
+    assert rates[0] <= 0.1 and rates[-1] < 0.02
+    assert all(b <= a for a, b in zip(rates, rates[1:]))
+
+
 def test_non_finite_loss_is_a_clear_error():
     model = LastStep()
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
@@ -227,7 +245,7 @@ def test_bad_config():
         TrainConfig(optimizer="lbfgs")
     with pytest.raises(ValueError, match="max_sequences must be positive"):
         TrainConfig(max_sequences=-5)
-    with pytest.raises(ValueError, match="cosine schedule needs max_steps"):
+    with pytest.raises(ValueError, match="cosine schedule needs a budget"):
         TrainConfig(schedule="cosine")
 
 

@@ -116,11 +116,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "lr": "learning rate",
         "weight_decay": "weight decay",
         "clip": "gradient-norm clip",
+        "schedule": "learning rate: constant, or cosine to 0 over the budget (steps, else "
+                    "the clock of --minutes)",
         "seed": "random seed",
     }, types={"attention_reg": float, "dropout": float, "lr": positive_float,
               "weight_decay": float, "clip": positive_float, "valid_fraction": float,
               "seed": int},
-        choices={"attention": ("none", "soft"), "optimizer": ("adam", "adamw", "sgd")},
+        choices={"attention": ("none", "soft"), "optimizer": ("adam", "adamw", "sgd"),
+                 "schedule": ("constant", "cosine")},
         unset=True)
     add_budget_options(p)
     p.set_defaults(run=train)

@@ -70,6 +70,8 @@ class CaptionConfig:
         train_scenes, valid_scenes, max_objects: the generated data (without a file).
         valid_fraction: images of a COCO file held out for validation.
         batch, optimizer, lr, weight_decay, clip: images per step and the optimiser.
+        schedule: "constant" learning rate, or "cosine": to 0 over the budget (the steps of
+            ``--epochs``/``--steps``, else the clock of ``--minutes``).
         seed: initialisation and batch order.
     """
 
@@ -92,6 +94,7 @@ class CaptionConfig:
     lr: float = 2e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
+    schedule: str = "constant"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,6 +107,8 @@ class CaptionConfig:
                              f"{self.attention!r}")
         if self.image_size < 32:
             raise ValueError(f"image-size must be at least 32, got {self.image_size}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
         if self.attention_reg < 0:
             raise ValueError(f"attention-reg must be >= 0, got {self.attention_reg}")
 
@@ -353,7 +358,8 @@ def train_captioner(annotations: PathLike | None = None, images: PathLike | None
     model = build_model(config, vocab)
     spe = steps_per_epoch(count, config.batch)
     loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
-                        progress=progress, device=device)
+                        progress=progress, device=device,
+                        loop={"schedule": config.schedule})
     console.print(f"data: {data}\nmodel: {model.cell_name} decoder, attention "
                   f"{config.attention}, {sum(p.numel() for p in model.parameters()):,} "
                   f"parameters; vocabulary {len(vocab)} words; {spe:,} steps per epoch")

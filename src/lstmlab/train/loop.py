@@ -58,7 +58,9 @@ class TrainConfig:
             ``nesterov``), or "online": plain SGD with no momentum, meant for batch size 1 as
             in the 1997 LSTM paper.
         lr: learning rate. clip: maximum global gradient norm (None: no clipping).
-        schedule: "constant", "cosine" (to 0 over ``max_steps``), "exponential" (lr times
+        schedule: "constant", "cosine" (to 0 over ``max_steps``; with none, over the share of
+            ``max_sequences`` or ``max_seconds`` used, whichever is further: a time budget
+            decays by the clock), "exponential" (lr times
             ``gamma`` every step), or "step" (lr times ``gamma`` every ``decay_every`` steps
             once ``decay_start`` steps are done: with both set to epochs' worth of steps this is
             Zaremba et al.'s "halve the lr every epoch after epoch 4"); ``warmup_steps`` ramps
@@ -117,8 +119,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"{name} must be positive or None, got {value}")
-        if self.schedule == "cosine" and self.max_steps is None:
-            raise ValueError("the cosine schedule needs max_steps (it decays to 0 over them)")
+        if self.schedule == "cosine" and (self.max_steps, self.max_sequences,
+                                          self.max_seconds) == (None, None, None):
+            raise ValueError("the cosine schedule needs a budget to decay over (max_steps, "
+                             "max_sequences or max_seconds)")
         if self.schedule == "step" and (self.decay_every is None or self.decay_every < 1):
             raise ValueError(f"the step schedule needs decay_every >= 1 (steps between decays), "
                              f"got {self.decay_every}")
@@ -180,15 +184,21 @@ def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
                            nesterov=config.nesterov, weight_decay=config.weight_decay)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer,
-                  config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+def make_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig,
+                  used: Callable[[], float] | None = None
+                  ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of ``config``; ``used()`` gives the share of the budget
+    spent so far, in [0, 1] (the cosine schedule's clock where there is no ``max_steps``)."""
     warmup = config.warmup_steps
 
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         if config.schedule == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, config.max_steps - warmup))
+            if config.max_steps is not None:
+                progress = min(1.0, (step - warmup) / max(1, config.max_steps - warmup))
+            else:
+                progress = used() if used is not None else 0.0
             return 0.5 * (1 + math.cos(math.pi * progress))
         if config.schedule == "exponential":
             return config.gamma ** (step - warmup)
@@ -234,7 +244,8 @@ class Trainer:
             self.wrapped = DistributedDataParallel(
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.optimizer = optimizer or make_optimizer(model.parameters(), config)
-        self.schedule = make_schedule(self.optimizer, config)
+        self._used = 0.0  # the budget's share spent, for a cosine schedule without max_steps
+        self.schedule = make_schedule(self.optimizer, config, lambda: self._used)
         self.state = TrainState()
         self.history: list[dict[str, float]] = []
         self.pending: dict[str, float] = {}  # metric sums since the last history point
@@ -319,12 +330,8 @@ class Trainer:
                             self._good = [p.detach().clone() for p in self.model.parameters()]
                         self.optimizer.step()
                         self.backoffs = 0
-                        self.schedule.step()
                     else:
                         self._back_off(loss)
-                        with warnings.catch_warnings():  # a skipped first step is expected
-                            warnings.simplefilter("ignore", UserWarning)
-                            self.schedule.step()
 
                     self.state.step += 1
                     self.state.sequences += rows
@@ -332,6 +339,10 @@ class Trainer:
                                           if world.distributed else out.tokens)
                     elapsed = base_seconds + time.perf_counter() - start
                     self.state.seconds = elapsed
+                    self._used = self._budget_fraction(elapsed) or 0.0
+                    with warnings.catch_warnings():  # a skipped first step is expected
+                        warnings.simplefilter("ignore", UserWarning)
+                        self.schedule.step()
                     pending = self.pending
                     pending["loss"] = pending.get("loss", 0.0) + world.all_mean(out.loss.item())
                     for name, value in out.metrics.items():
