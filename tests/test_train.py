@@ -1,5 +1,6 @@
 """The training loop and checkpoints: learning, budgets, hooks, interruption, exact resume."""
 
+import itertools
 import json
 import math
 
@@ -160,7 +161,7 @@ def test_cosine_without_max_steps_decays_over_the_budget_used():
     timed.run(classify_last, remember_first(torch.Generator().manual_seed(1), batch=4))
     rates = [point["lr"] for point in timed.history]
     assert rates[0] <= 0.1 and rates[-1] < 0.02
-    assert all(b <= a for a, b in zip(rates, rates[1:]))
+    assert all(b <= a for a, b in itertools.pairwise(rates))
 
 
 def test_non_finite_loss_is_a_clear_error():

@@ -79,7 +79,7 @@ class CaptionConfig:
     attention: str = "none"
     embedding: int = 64
     hidden: int = 256
-    attention_size: int = 128
+    attention_size: int = 64
     attention_reg: float = 0.0
     dropout: float = 0.0
     image_size: int = 64
@@ -91,10 +91,10 @@ class CaptionConfig:
     valid_fraction: float = 0.05
     batch: int = 32
     optimizer: str = "adam"
-    lr: float = 2e-3
+    lr: float = 4e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
-    schedule: str = "constant"
+    schedule: str = "cosine"
     seed: int = 0
 
     def __post_init__(self) -> None:

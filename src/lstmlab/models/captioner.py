@@ -81,7 +81,7 @@ class Captioner(nn.Module):
     """
 
     def __init__(self, vocab_size: int, cell: str = "lstm", attention: str = "none",
-                 embedding: int = 64, hidden: int = 256, attention_size: int = 128,
+                 embedding: int = 64, hidden: int = 256, attention_size: int = 64,
                  channels: Sequence[int] = (32, 64, 128, 128),
                  strides: Sequence[int] = (2, 2, 2, 1),
                  image_size: int = 64, dropout: float = 0.0) -> None:
