@@ -83,3 +83,51 @@ def test_memory_jobs_give_the_serial_results():
     assert [tuple(getattr(r, k) for k in keys) for r in serial.results] == \
         [tuple(getattr(r, k) for k in keys) for r in parallel.results]
     assert len(serial.results) == 8
+
+
+RANKS_AGREE = """
+import time, torch, torch.distributed as dist
+from torch import nn
+from lstmlab.tasks import Batch
+from lstmlab.train import StepOutput, Trainer, TrainConfig
+
+def batches():
+    g = torch.Generator().manual_seed(0)
+    while True:
+        yield Batch(torch.randn(4, 8, 3, generator=g), torch.randn(4, 8, generator=g))
+
+def step(model, batch):
+    if dist.get_rank() == 1:
+        time.sleep(0.002)  # this rank's clock runs ahead of the other's
+    out = model(batch.inputs).squeeze(2)
+    return StepOutput(((out - batch.targets) ** 2).mean(), batch.batch_size)
+
+torch.manual_seed(0)
+model = nn.Linear(3, 1)
+trainer = Trainer(model, TrainConfig(lr=0.05, schedule="cosine", max_seconds=1.0,
+                                     progress=False, log_every=1))
+trainer.run(step, batches())
+weights = torch.cat([p.detach().flatten() for p in model.parameters()])
+gathered = [torch.zeros_like(weights) for _ in range(2)]
+dist.all_gather(gathered, weights)
+lrs = torch.tensor([p["lr"] for p in trainer.history[:20]])
+lrs_gathered = [torch.zeros_like(lrs) for _ in range(2)]
+dist.all_gather(lrs_gathered, lrs)
+if dist.get_rank() == 0:
+    assert trainer.state.step > 20, trainer.state.step
+    assert torch.equal(lrs_gathered[0], lrs_gathered[1]), lrs_gathered
+    assert torch.allclose(gathered[0], gathered[1], atol=1e-6), gathered
+    print("ranks agree after", trainer.state.step, "steps")
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+def test_a_time_budget_cosine_gives_every_rank_the_same_rate(tmp_path):
+    script = tmp_path / "ranks.py"
+    script.write_text(RANKS_AGREE)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+               "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ranks agree after" in done.stdout

@@ -339,7 +339,9 @@ class Trainer:
                                           if world.distributed else out.tokens)
                     elapsed = base_seconds + time.perf_counter() - start
                     self.state.seconds = elapsed
-                    self._used = self._budget_fraction(elapsed) or 0.0
+                    if self.config.schedule == "cosine" and self.config.max_steps is None:
+                        # ranks' clocks differ, their learning rates must not
+                        self._used = world.all_mean(self._budget_fraction(elapsed) or 0.0)
                     with warnings.catch_warnings():  # a skipped first step is expected
                         warnings.simplefilter("ignore", UserWarning)
                         self.schedule.step()
