@@ -4,6 +4,7 @@ gradient flow, interruption and bad arguments."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -295,3 +296,16 @@ def test_reber_stops_on_its_fixed_sets_and_reports_on_unseen_strings(monkeypatch
                          config=LearnerConfig(hidden=4, batch=16), budget=Budget(sequences=32))
     assert seen["strings"] == task.training_strings + task.test_strings
     assert result.test_size == 256
+
+
+def test_a_cosine_schedule_falls_to_zero_over_the_trial_budget():
+    config = LearnerConfig(hidden=4, batch=32, lr=0.01, schedule="cosine", log_every=1)
+    rates = []
+    train_trial("adding", {}, 20, "lstm", 0, config, Budget(sequences=320), test_size=32,
+                listener=lambda point: rates.append(point["lr"]))
+    assert len(rates) == 10  # 10 steps of 32: after the k-th, k/10 of the budget is spent
+    assert rates == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * k / 10))
+                                   for k in range(1, 11)])
+    assert learner.learner_train_config(LearnerConfig(), Budget()).schedule == "constant"
+    with pytest.raises(ValueError, match="schedule must be constant or cosine"):
+        LearnerConfig(schedule="linear")

@@ -112,6 +112,8 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
         "hidden": "hidden units",
         "batch": "sequences per training step",
         "lr": "Adam learning rate",
+        "schedule": "learning rate: constant, or cosine to 0 over each trial's budget (its "
+                    "sequences or minutes, whichever runs out first)",
         "init": "gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018) or the "
                 "layer default (forget bias 1)",
         "head_init": "the head's bias, for tasks with logistic outputs: each output's log-odds "
@@ -122,7 +124,7 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
                 "the task's rule either way)",
         "device": "cpu or cuda",
     }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
-                "loss": LOSSES}, types={"lr": positive_float})
+                "loss": LOSSES, "schedule": ("constant", "cosine")}, types={"lr": positive_float})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 
@@ -167,7 +169,8 @@ def memory(args: argparse.Namespace) -> None:
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
-                  f"{config.lr:g}, init {config.init}, head {config.head_init}, "
+                  f"{config.lr:g}{' (cosine)' if config.schedule == 'cosine' else ''}, "
+                  f"init {config.init}, head {config.head_init}, "
                   f"loss {config.loss}"
                   + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else
                      " (lstm1997: the 1997 paper's settings for each task)")

@@ -97,6 +97,7 @@ class HeldOutCheck(Callback):
 def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
     """The loop's settings for a gradient learner (no progress bar: the suite shows its own)."""
     return TrainConfig(optimizer=config.optimizer, lr=config.lr, clip=config.clip,
+                       schedule=config.schedule,
                        max_sequences=budget.sequences, max_seconds=budget.seconds,
                        log_every=config.log_every, progress=False, device=config.device)
 

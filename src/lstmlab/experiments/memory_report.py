@@ -87,7 +87,9 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"{s['threads']} torch thread(s)." + (" **Interrupted**: partial results." if
                                                  result.interrupted else ""), "",
         f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
-        f"lr {learner['lr']:g}, clip {learner['clip']}, init {learner['init']}, loss "
+        f"lr {learner['lr']:g}"
+        f"{' (cosine)' if learner.get('schedule') == 'cosine' else ''}, "
+        f"clip {learner['clip']}, init {learner['init']}, loss "
         f"{learner.get('loss', 'task')}, head {learner.get('head_init', 'default')}; guessing: "
         f"{learner['guess_cell']} H={learner['guess_hidden']}, weights in "
         f"[-{learner['guess_range']:g}, {learner['guess_range']:g}], fixed set of "

@@ -62,6 +62,8 @@ class LearnerConfig:
     Attributes:
         hidden: H, hidden units of the recurrent layer. batch: sequences per Adam step.
         lr, optimizer, clip: see ``TrainConfig`` (clip is the global gradient-norm limit).
+        schedule: "constant" learning rate, or "cosine": to 0 over the trial's budget (its
+            sequences or its minutes, whichever runs out first; Loshchilov & Hutter 2017).
         init: "chrono" or "default" (module docstring). forget_bias: the LSTM's forget-gate bias
             with init "default" (None: the layer's default, 1.0).
         head_init: "prior" or "default": the head's bias for tasks with logistic outputs (module
@@ -88,6 +90,7 @@ class LearnerConfig:
     lr: float = 1e-2
     optimizer: str = "adam"
     clip: float | None = 1.0
+    schedule: str = "constant"
     init: str = "chrono"
     head_init: str = "prior"
     forget_bias: float | None = None
@@ -106,6 +109,8 @@ class LearnerConfig:
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got "
                              f"{self.head_init!r}")
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         for name in ("hidden", "batch", "guess_hidden", "guess_set", "log_every"):
