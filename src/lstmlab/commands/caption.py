@@ -98,7 +98,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     p.add_argument("images", nargs="?", help="the image folder of ANNOTATIONS")
     add_config_options(p, CaptionConfig, {
         "cell": "the decoder's cell: lstm (= lstm:NP), lstm:VARIANT, gru, rnn",
-        "attention": "none (Show and Tell) or soft (Show, Attend and Tell)",
+        "attention": "soft (Show, Attend and Tell; the default) or none (Show and Tell)",
         "embedding": "word vector size",
         "hidden": "decoder units",
         "attention_size": "attention width",

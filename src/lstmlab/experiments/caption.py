@@ -76,7 +76,7 @@ class CaptionConfig:
     """
 
     cell: str = "lstm"
-    attention: str = "none"
+    attention: str = "soft"
     embedding: int = 64
     hidden: int = 256
     attention_size: int = 64
