@@ -307,5 +307,5 @@ def test_a_cosine_schedule_falls_to_zero_over_the_trial_budget():
     assert rates == pytest.approx([0.01 * 0.5 * (1 + math.cos(math.pi * k / 10))
                                    for k in range(1, 11)])
     assert learner.learner_train_config(LearnerConfig(), Budget()).schedule == "constant"
-    with pytest.raises(ValueError, match="schedule must be constant or cosine"):
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine"):
         LearnerConfig(schedule="linear")

@@ -80,6 +80,7 @@ def describe(args: argparse.Namespace) -> None:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``lstmlab caption train|eval|describe``."""
     from lstmlab.experiments.caption import CaptionConfig
+    from lstmlab.train.loop import BUDGET_SCHEDULES
 
     caption = commands.add_parser(
         "caption", help="one-to-many: caption images (Show and Tell, Show Attend and Tell)",
@@ -123,7 +124,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
               "weight_decay": float, "clip": positive_float, "valid_fraction": float,
               "seed": int},
         choices={"attention": ("none", "soft"), "optimizer": ("adam", "adamw", "sgd"),
-                 "schedule": ("constant", "cosine")},
+                 "schedule": BUDGET_SCHEDULES},
         unset=True)
     add_budget_options(p)
     p.set_defaults(run=train)

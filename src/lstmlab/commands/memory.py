@@ -107,6 +107,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _learner_arguments(p: argparse.ArgumentParser) -> None:
     from lstmlab.experiments.memory_trial import LearnerConfig
     from lstmlab.models.losses import LOSSES
+    from lstmlab.train.loop import BUDGET_SCHEDULES
 
     add_config_options(p, LearnerConfig, {
         "hidden": "hidden units",
@@ -124,7 +125,8 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
                 "the task's rule either way)",
         "device": "cpu or cuda",
     }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
-                "loss": LOSSES, "schedule": ("constant", "cosine")}, types={"lr": positive_float})
+                "loss": LOSSES, "schedule": BUDGET_SCHEDULES},
+        types={"lr": positive_float})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 

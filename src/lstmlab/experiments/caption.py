@@ -49,7 +49,7 @@ from lstmlab.tasks.files import DataError, PathLike
 from lstmlab.tasks.images import caption_batch, load_image, read_coco, to_tensor
 from lstmlab.tasks.shapes import SEEDS, WORDS, shapes_scene, truthful
 from lstmlab.tasks.text import EOS, UNK, Vocabulary
-from lstmlab.train.loop import StepOutput
+from lstmlab.train.loop import BUDGET_SCHEDULES, StepOutput
 
 KIND = "captioner"
 EVAL_BATCH = 100
@@ -107,8 +107,9 @@ class CaptionConfig:
                              f"{self.attention!r}")
         if self.image_size < 32:
             raise ValueError(f"image-size must be at least 32, got {self.image_size}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
+        if self.schedule not in BUDGET_SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(BUDGET_SCHEDULES)}, got "
+                             f"{self.schedule!r}")
         if self.attention_reg < 0:
             raise ValueError(f"attention-reg must be >= 0, got {self.attention_reg}")
 

@@ -30,6 +30,7 @@ from lstmlab.models.memory import HEAD_INITS
 from lstmlab.models.recurrent import canonical_name, parse_cell
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask
+from lstmlab.train.loop import BUDGET_SCHEDULES
 
 GUESS = "guess"
 LSTM1997_LEARNER = "lstm1997"
@@ -109,8 +110,9 @@ class LearnerConfig:
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got "
                              f"{self.head_init!r}")
-        if self.schedule not in ("constant", "cosine"):
-            raise ValueError(f"schedule must be constant or cosine, got {self.schedule!r}")
+        if self.schedule not in BUDGET_SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(BUDGET_SCHEDULES)}, got "
+                             f"{self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         for name in ("hidden", "batch", "guess_hidden", "guess_set", "log_every"):

@@ -47,6 +47,9 @@ from lstmlab.train.distributed import World, resolve_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "online")
 SCHEDULES = ("constant", "cosine", "exponential", "step")
+BUDGET_SCHEDULES = ("constant", "cosine")
+"""The schedules that need nothing but the run's budget (what the captioner and the memory
+suite offer)."""
 
 
 @dataclass
@@ -342,9 +345,12 @@ class Trainer:
                     if self.config.schedule == "cosine" and self.config.max_steps is None:
                         # ranks' clocks differ, their learning rates must not
                         self._used = world.all_mean(self._budget_fraction(elapsed) or 0.0)
-                    with warnings.catch_warnings():  # a skipped first step is expected
-                        warnings.simplefilter("ignore", UserWarning)
+                    if finite:
                         self.schedule.step()
+                    else:
+                        with warnings.catch_warnings():  # a skipped first step is expected
+                            warnings.simplefilter("ignore", UserWarning)
+                            self.schedule.step()
                     pending = self.pending
                     pending["loss"] = pending.get("loss", 0.0) + world.all_mean(out.loss.item())
                     for name, value in out.metrics.items():
