@@ -28,7 +28,8 @@ def main() -> None:
     args = parser(__doc__.splitlines()[0], {
         "minutes": 30.0, "cell": "lstm", "layers": 1, "hidden": 128, "embedding": 100,
         "bidirectional": True, "dropout": 0.33, "word_dropout": 0.05, "chars": True,
-        "char_embedding": 32, "char_hidden": 50, "min_freq": 1, "batch": 32, "lr": 2e-3,
+        "char_embedding": 32, "char_hidden": 50, "min_freq": 1, "lowercase": False,
+        "batch": 32, "lr": 2e-3,
         "weight_decay": 0.0, "clip": 5.0, "lr_decay": 0.5, "rare_dropout": 0.25}).parse_args()
     from lstmlab.experiments.tag import train_tagger
 
