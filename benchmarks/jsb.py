@@ -14,8 +14,9 @@ jsb_chorales/jsb_chorales.json (229 / 76 / 77 pieces).
 from __future__ import annotations
 
 from lm_common import data_file
-from rich.console import Console
-from shapes_common import parser, report, run_seeds, spread, write_result
+from shapes_common import config_options, parser, report, run_seeds, spread, write_result
+
+from lstmlab.experiments.music import MusicConfig, train_music
 
 REFERENCES = {"Bai et al. 2018 LSTM": 8.45, "Bai et al. 2018 GRU": 8.43,
               "Bai et al. 2018 TCN": 8.10, "Chung et al. 2014 LSTM": 8.67}
@@ -23,22 +24,10 @@ GOAL = "<= 8.45 nats test frame NLL (stretch <= 8.10)"
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0], {
-        "minutes": 30.0, "cell": "lstm", "layers": 1, "hidden": 256, "dropout": 0.3,
-        "batch": 8, "lr": 1e-3, "weight_decay": 0.0, "clip": 5.0}).parse_args()
-    from lstmlab.experiments.music import train_music
-
-    source = data_file("jsb_chorales", "jsb_chorales.json")
-
-    def one(seed, out, options):
-        console = Console(stderr=True)
-        r = train_music(source, out=out, minutes=args.minutes, epochs=args.epochs,
-                        eval_every=args.eval_every, progress=not args.no_progress,
-                        console=console, **options)
-        print(f"seed {seed}: {r.summary()}", flush=True)
-        return r
-
-    results = run_seeds("jsb", args, one)
+    args = parser(__doc__.splitlines()[0],
+                  {"minutes": 30.0, **config_options(MusicConfig)}).parse_args()
+    results = run_seeds("jsb", args, train_music,
+                        file=data_file("jsb_chorales", "jsb_chorales.json"))
     nlls = [r.test_nll for r in results]
     text = report("JSB Chorales test frame NLL (best-validation weights)", "nats", nlls,
                   REFERENCES, GOAL, fmt="{:.3f}")

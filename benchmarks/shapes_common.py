@@ -3,23 +3,28 @@ summary beside the references, and the result file.
 
 Each benchmark trains one model per seed under a time budget with the library's own training
 function, prints each seed's figure and their mean and spread beside the published references,
-and writes ``benchmarks/results/<name>.json`` (figures, settings, machine, command).
+and writes ``benchmarks/results/<name>.json`` (figures, settings, machine, command). ``--jobs N``
+trains N seeds at once, each in its own process with ``--threads`` torch threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import multiprocessing
 import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import torch
 from lm_common import ROOT, machine
+from rich.console import Console
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -33,7 +38,8 @@ def parser(description: str, defaults: dict[str, Any]) -> argparse.ArgumentParse
     p.add_argument("--epochs", type=float, default=defaults.pop("epochs", None),
                    help="epoch budget per seed (the first budget reached stops)")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="seeds trained at once (default 1)")
     p.add_argument("--eval-every", type=int, default=defaults.pop("eval_every", None),
                    help="steps between validations (default one epoch)")
     p.add_argument("--out", default=None, help="run directories under here (default "
@@ -50,21 +56,51 @@ def parser(description: str, defaults: dict[str, Any]) -> argparse.ArgumentParse
     return p
 
 
+def config_options(config: type, **settings: Any) -> dict[str, Any]:
+    """A run configuration's fields and defaults as benchmark options (``settings`` replace
+    defaults), without the seed and the held-out fraction, which the benchmark sets."""
+    options = {f.name: f.default for f in dataclasses.fields(config)
+               if f.name not in ("seed", "valid_fraction")}
+    unknown = set(settings) - set(options)
+    if unknown:
+        raise ValueError(f"{config.__name__} has no fields {sorted(unknown)}")
+    return {**options, **settings}
+
+
 def seeds(args: argparse.Namespace) -> list[int]:
     return [int(s) for s in args.seeds.split(",") if s.strip()]
 
 
-def run_seeds(name: str, args: argparse.Namespace,
-              train: Callable[[int, Path, dict[str, Any]], Any]) -> list[Any]:
-    """Call ``train(seed, out, options)`` for each seed (one thread count, one run at a time)."""
-    torch.set_num_threads(args.threads)
+def run_seeds(name: str, args: argparse.Namespace, trainer: Callable[..., Any],
+              **data: Any) -> list[Any]:
+    """Train one model per seed: ``trainer(**data, out=..., minutes=..., ..., seed=seed)`` with
+    the budgets and model options of ``args``; results in seed order. ``trainer`` is a library
+    function (``train_tagger``, ...), so that ``--jobs`` can run it in spawned processes."""
     options = {k: getattr(args, k) for k in args.option_names}
     base = Path(args.out) if args.out else ROOT / "runs" / f"bench-{name}"
-    results = []
-    for seed in seeds(args):
-        print(f"--- seed {seed} ---", flush=True)
-        results.append(train(seed, base / f"seed{seed}", {**options, "seed": seed}))
-    return results
+    common = {**data, "minutes": args.minutes, "epochs": args.epochs,
+              "eval_every": args.eval_every,
+              "progress": not args.no_progress and args.jobs == 1, **options}
+    runs = [{**common, "out": base / f"seed{seed}", "seed": seed} for seed in seeds(args)]
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+    if args.jobs == 1:
+        _threads(args.threads)
+        return [_one(trainer, run) for run in runs]
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_threads, initargs=(args.threads,)) as pool:
+        return list(pool.map(_one, [trainer] * len(runs), runs))
+
+
+def _threads(count: int) -> None:
+    torch.set_num_threads(count)
+
+
+def _one(trainer: Callable[..., Any], run: dict[str, Any]) -> Any:
+    print(f"--- seed {run['seed']} ---", flush=True)
+    result = trainer(**run, console=Console(stderr=True))
+    print(f"seed {run['seed']}: {result.summary()}", flush=True)
+    return result
 
 
 def spread(values: list[float]) -> dict[str, float]:

@@ -14,8 +14,9 @@ BERT 97.2-97.4. Goal: >= 95.5. Data: ud_english_ewt/en_ewt-ud-{train,dev,test}.c
 from __future__ import annotations
 
 from lm_common import data_file
-from rich.console import Console
-from shapes_common import parser, report, run_seeds, spread, write_result
+from shapes_common import config_options, parser, report, run_seeds, spread, write_result
+
+from lstmlab.experiments.tag import TagConfig, train_tagger
 
 REFERENCES = {"feature-based logistic regression (dev)": 94.2,
               "Plank et al. 2016 word+char bi-LSTM (UD 1.2)": None,
@@ -25,26 +26,11 @@ GOAL = ">= 95.5% test token accuracy"
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0], {
-        "minutes": 30.0, "cell": "lstm", "layers": 1, "hidden": 128, "embedding": 100,
-        "bidirectional": True, "dropout": 0.33, "word_dropout": 0.05, "chars": True,
-        "char_embedding": 32, "char_hidden": 50, "min_freq": 1, "lowercase": False,
-        "batch": 32, "lr": 2e-3,
-        "weight_decay": 0.0, "clip": 5.0, "lr_decay": 0.5, "rare_dropout": 0.25}).parse_args()
-    from lstmlab.experiments.tag import train_tagger
-
-    train, dev, test = (data_file("ud_english_ewt", f"en_ewt-ud-{s}.conllu.gz")
-                        for s in ("train", "dev", "test"))
-
-    def one(seed, out, options):
-        console = Console(stderr=True)
-        r = train_tagger(train, valid=dev, test=test, out=out, minutes=args.minutes,
-                         epochs=args.epochs, eval_every=args.eval_every,
-                         progress=not args.no_progress, console=console, **options)
-        print(f"seed {seed}: {r.summary()}", flush=True)
-        return r
-
-    results = run_seeds("ud_ewt", args, one)
+    args = parser(__doc__.splitlines()[0],
+                  {"minutes": 30.0, **config_options(TagConfig)}).parse_args()
+    train, valid, test = (data_file("ud_english_ewt", f"en_ewt-ud-{s}.conllu.gz")
+                          for s in ("train", "dev", "test"))
+    results = run_seeds("ud_ewt", args, train_tagger, train=train, valid=valid, test=test)
     accuracies = [100 * r.test["accuracy"] for r in results]
     text = report("UD English EWT UPOS, test token accuracy (best-validation weights)", "%",
                   accuracies, REFERENCES, GOAL)

@@ -234,8 +234,13 @@ def test_saved_tagger_evaluates_and_predicts(trained, entity_files):
         evaluate_tagger(out, bad)
     with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
         load_classifier(out)
-    assert load_tagger(out).tags == ["B-E", "I-E", "O"]
+    loaded = load_tagger(out)
+    assert loaded.tags == ["B-E", "I-E", "O"]
     assert isinstance(lstmlab.load(out), SequenceTagger)  # the one model format
+    # words are looked up lowercased by default (characters keep their case), and say so
+    assert loaded.vocab.lowercase and loaded.vocab.word_ids(["A", "x"]) == loaded.vocab.word_ids(
+        ["a", "X"])
+    assert loaded.vocab.char_ids("A") != loaded.vocab.char_ids("a")
 
 
 def test_tag_commands(entity_files, tmp_path, capsys, monkeypatch):

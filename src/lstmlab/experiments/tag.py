@@ -81,18 +81,18 @@ class TagConfig:
     bidirectional: bool = True
     dropout: float = 0.33
     word_dropout: float = 0.05
-    rare_dropout: float = 0.0
+    rare_dropout: float = 0.25
     chars: bool = True
     char_embedding: int = 32
     char_hidden: int = 50
     min_freq: int = 1
-    lowercase: bool = False
+    lowercase: bool = True
     batch: int = 32
     optimizer: str = "adam"
     lr: float = 2e-3
     weight_decay: float = 0.0
     clip: float | None = 5.0
-    lr_decay: float = 1.0
+    lr_decay: float = 0.5
     valid_fraction: float = 0.1
     seed: int = 0
 
