@@ -146,6 +146,42 @@ def test_fit_decays_the_learning_rate_after_each_validation_without_a_new_best()
     assert run.best == 1.0
 
 
+def test_fit_validates_and_keeps_a_moving_average_of_the_weights():
+    from lstmlab.experiments.supervised import fit
+
+    model, decay = LastStep(), 0.75
+    raw, validated = [], []
+
+    def step(m, batch):
+        raw.append([p.detach().clone() for p in model.parameters()])  # after the last update
+        return classify_last(m, batch)
+
+    def error(kept):
+        assert kept is not model
+        validated.append([p.detach().clone() for p in kept.parameters()])
+        return -float(len(validated))  # every validation a new best: the last one is kept
+
+    fit(model, TrainConfig(progress=False, max_steps=6, lr=0.3), step,
+        remember_first(torch.Generator().manual_seed(3)), error=error, eval_every=2,
+        average=decay)
+    average, expected = None, []
+    for k, weights in enumerate(raw[1:], start=1):  # w_1 .. w_5, the weights after step k
+        average = weights if average is None else [
+            decay * a + (1 - decay) * w for a, w in zip(average, weights, strict=True)]
+        if k % 2 == 0:
+            expected.append(average)
+    assert len(validated) == 3 and len(expected) == 2  # steps 2, 4 (and 6: w_6 not seen)
+    for got, want in zip(validated[:2], expected, strict=True):
+        assert all(torch.allclose(g, w) for g, w in zip(got, want, strict=True))
+    assert not all(torch.allclose(a, w) for a, w in zip(expected[1], raw[4], strict=True))
+    # the model leaves with the kept average, not its last raw weights
+    assert all(torch.equal(p, v) for p, v in zip(model.parameters(), validated[-1], strict=True))
+    with pytest.raises(ValueError, match=r"average .* must be in \[0, 1\), got 1"):
+        fit(LastStep(), TrainConfig(progress=False, max_steps=1), classify_last,
+            remember_first(torch.Generator().manual_seed(3)), error=error, eval_every=1,
+            average=1.0)
+
+
 def test_cosine_without_max_steps_decays_over_the_budget_used():
     # 4 sequences a step, a budget of 40 sequences: after the k-th step 4 k / 40 is used
     trainer = Trainer(LastStep(), TrainConfig(progress=False, max_sequences=40, lr=0.1,

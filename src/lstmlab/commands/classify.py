@@ -138,9 +138,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "weight_decay": "weight decay",
         "clip": "gradient-norm clip",
         "lr_decay": "multiply the learning rate by this after a validation with no new best",
+        "average": "validate and save a moving average of the weights with this decay per "
+                   "step, e.g. 0.999 (0: none)",
         "valid_fraction": "part of FILE held out without --valid",
         "seed": "random seed",
-    }, types={"dropout": float, "word_dropout": float, "rare_dropout": float,
+    }, types={"average": float, "dropout": float, "word_dropout": float, "rare_dropout": float,
               "lr": positive_float,
               "weight_decay": float, "clip": positive_float, "lr_decay": positive_float,
               "valid_fraction": float,

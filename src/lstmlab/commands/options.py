@@ -82,8 +82,9 @@ def add_config_options(parser: argparse.ArgumentParser, config_class: type,
         given = flags.get(name, "--" + name.replace("_", "-"))
         names = (given,) if isinstance(given, str) else tuple(given)
         shown = f"{text} (default {_shown(default)})"
-        if isinstance(default, bool):
-            parser.add_argument(*names, dest=name, action="store_true",
+        if isinstance(default, bool):  # a switch; one on by default can be turned off (--no-X)
+            action = argparse.BooleanOptionalAction if default else "store_true"
+            parser.add_argument(*names, dest=name, action=action,
                                 default=None if unset else default, help=shown)
             continue
         kind = types.get(name)

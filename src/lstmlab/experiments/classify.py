@@ -77,6 +77,8 @@ class ClassifyConfig:
         batch, optimizer, lr, weight_decay, clip: texts per step and the optimiser.
         lr_decay: the learning rate is multiplied by this after every validation that brings
             no new best (1: constant).
+        average: validate, keep and save a moving average of the weights with this decay
+            per step (e.g. 0.999; 0: the weights themselves; ``supervised.fit``).
         valid_fraction: held out of the training file when no validation file is given.
         seed: initialisation, dropout and batch order.
     """
@@ -101,13 +103,14 @@ class ClassifyConfig:
     weight_decay: float = 0.0
     clip: float | None = 5.0
     lr_decay: float = 1.0
+    average: float = 0.0
     valid_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
         check_settings(self, ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
-                              "min_freq", "batch"), ("dropout", "word_dropout"))
+                              "min_freq", "batch"), ("dropout", "word_dropout", "average"))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got "
                              f"{self.pooling!r}")
@@ -272,7 +275,8 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
                                   config.rare_dropout) if config.rare_dropout else None)
     run = fit(model, loop, ClassifyStep(config.word_dropout, per_word), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"classify {model.cell}", lr_decay=config.lr_decay)
+              description=f"classify {model.cell}", lr_decay=config.lr_decay,
+              average=config.average)
     test_accuracy = test_report = None
     if test_examples is not None and run.train.state.step > 0:
         test_texts = [vocab.encode(e.words) for e in test_examples]

@@ -66,6 +66,8 @@ class MusicConfig:
         batch, optimizer, lr, weight_decay, clip: pieces per step and the optimiser.
         lr_decay: the learning rate is multiplied by this after every validation that brings
             no new best (1: constant).
+        average: validate, keep and save a moving average of the weights with this decay
+            per step (e.g. 0.999; 0: the weights themselves; ``supervised.fit``).
         valid_fraction: pieces held out of the training split when the file has no "valid"
             split and no validation file is given.
         seed: initialisation, dropout and batch order.
@@ -81,12 +83,13 @@ class MusicConfig:
     weight_decay: float = 0.0
     clip: float | None = 5.0
     lr_decay: float = 1.0
+    average: float = 0.0
     valid_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
-        check_settings(self, ("layers", "hidden", "batch"))
+        check_settings(self, ("layers", "hidden", "batch"), ("dropout", "average"))
 
 
 class MusicStep:
@@ -214,7 +217,7 @@ def train_music(file: str | Path, *, valid: str | Path | None = None,
               error=lambda m: pieces_nll(m, valid_rolls)[0], eval_every=eval_every or spe,
               save=save, report=report, console=console,
               description=f"music {model.cell}", patience=patience,
-              lr_decay=config.lr_decay, on_validation=on_validation)
+              lr_decay=config.lr_decay, average=config.average, on_validation=on_validation)
     test_nll = test_frames = None
     if test_pieces is not None and run.train.state.step > 0:
         test_nll, test_frames = pieces_nll(model, [p.roll for p in test_pieces])

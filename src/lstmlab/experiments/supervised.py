@@ -24,12 +24,13 @@ from typing import Any
 import torch
 from rich.console import Console
 from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lstmlab.io import CheckpointError
 from lstmlab.models.registry import load_saved, save
 from lstmlab.tasks.batch import Batch
 from lstmlab.train import TrainConfig, Trainer, TrainResult, Validation
-from lstmlab.train.callbacks import Callback, EarlyStopping
+from lstmlab.train.callbacks import Callback, EarlyStopping, Every
 from lstmlab.train.loop import Step
 
 
@@ -171,7 +172,7 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
         save: Callable[[nn.Module], None] | None = None,
         report: Callable[[Trainer, float, bool], None] | None = None,
         console: Console | None = None, description: str = "training",
-        patience: int | None = None, lr_decay: float = 1.0,
+        patience: int | None = None, lr_decay: float = 1.0, average: float = 0.0,
         on_validation: Callable[[int, float], None] | None = None) -> FitResult:
     """Train ``model`` on the one loop, validating every ``eval_every`` steps and at the end by
     ``error(model)`` (lower is better); with ``patience``, stop early after that many
@@ -179,23 +180,33 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
     it after every validation that brings no new best. ``on_validation(step, value)`` hears
     every validation (it may raise to end the run, e.g. a study's pruner). The best weights are
     kept in memory (and written by ``save`` on rank 0 when given) and put back into ``model`` at
-    the end, so ``model`` leaves with its best-validation weights."""
+    the end, so ``model`` leaves with its best-validation weights.
+
+    ``average`` in (0, 1) validates, keeps and saves an exponential moving average of the
+    weights instead of the weights themselves: after every step, avg <- average * avg +
+    (1 - average) * w (Polyak averaging, as ``torch.optim.swa_utils`` computes it); the
+    optimiser still steps the raw weights."""
+    if not 0 <= average < 1:
+        raise ValueError(f"average (the moving average's decay) must be in [0, 1), got {average}")
     trainer = Trainer(model, config, console=console)
     best_state: dict[str, Tensor] = {}
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(average),
+                              use_buffers=True) if average else None)
+    kept = averaged.module if averaged is not None else model  # what is validated and saved
 
     def on_best(trainer: Trainer, value: float) -> None:
-        best_state.update({k: v.detach().clone() for k, v in trainer.model.state_dict().items()})
+        best_state.update({k: v.detach().clone() for k, v in kept.state_dict().items()})
         if save is not None and trainer.world.is_main:
-            save(trainer.model)
+            save(kept)
 
-    def evaluate(model: nn.Module) -> float:
-        was_training = model.training
-        model.eval()
+    def evaluate(_: nn.Module) -> float:
+        was_training = kept.training
+        kept.eval()
         try:
             with torch.no_grad():
-                return error(model)
+                return error(kept)
         finally:
-            model.train(was_training)
+            kept.train(was_training)
 
     def on_result(trainer: Trainer, value: float, improved: bool) -> None:
         if not improved and lr_decay < 1:
@@ -207,12 +218,14 @@ def fit(model: nn.Module, config: TrainConfig, step: Step, batches: Iterator[Bat
 
     validation = Validation(evaluate, eval_every, on_best=on_best, on_result=on_result)
     callbacks: list[Callback] = [validation]
+    if averaged is not None:  # first, so that each validation sees this step's average
+        callbacks.insert(0, Every(1, lambda trainer: averaged.update_parameters(model)))
     if patience is not None:
         callbacks.append(EarlyStopping(validation, patience))
     result = trainer.run(step, batches, callbacks, description=description)
     if best_state:
-        trainer.model.load_state_dict(best_state)
-    trainer.model.eval()
+        model.load_state_dict(best_state)
+    model.eval()
     return FitResult(result, validation.best, validation.records)
 
 

@@ -70,6 +70,8 @@ class TagConfig:
         batch, optimizer, lr, weight_decay, clip: sentences per step and the optimiser.
         lr_decay: the learning rate is multiplied by this after every validation that brings
             no new best (1: constant).
+        average: validate, keep and save a moving average of the weights with this decay
+            per step (e.g. 0.999; 0: the weights themselves; ``supervised.fit``).
         valid_fraction: held out of the training file when no validation file is given.
         seed: initialisation, dropout and batch order.
     """
@@ -93,13 +95,14 @@ class TagConfig:
     weight_decay: float = 0.0
     clip: float | None = 5.0
     lr_decay: float = 0.5
+    average: float = 0.0
     valid_fraction: float = 0.1
     seed: int = 0
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
         check_settings(self, ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
-                              "min_freq", "batch"), ("dropout", "word_dropout"))
+                              "min_freq", "batch"), ("dropout", "word_dropout", "average"))
 
 
 def build_model(config: TagConfig, vocab: WordVocabulary, num_tags: int) -> SequenceTagger:
@@ -323,7 +326,7 @@ def train_tagger(train: str | Path, *, valid: str | Path | None = None,
     run = fit(model, loop, TagStep(config.word_dropout, per_word), batches, error=valid_error,
               eval_every=eval_every or spe, save=save, report=report, console=console,
               description=f"tag {model.cell}", patience=patience,
-              lr_decay=config.lr_decay, on_validation=on_validation)
+              lr_decay=config.lr_decay, average=config.average, on_validation=on_validation)
     test_scores = None
     if test_data is not None and run.train.state.step > 0:
         test_scores = score(model, vocab, tags, test_data.sentences, str(test)).to_dict()
