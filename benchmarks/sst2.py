@@ -23,7 +23,7 @@ GOAL = ">= 83.0% test accuracy"
 
 
 def main() -> None:
-    # ClassifyConfig's defaults but for a wider model with word dropout (chosen on seed 0's dev)
+    # ClassifyConfig's defaults but for a wider model with word dropout
     args = parser(__doc__.splitlines()[0], {"minutes": 20.0, **config_options(
         ClassifyConfig, hidden=150, embedding=300, word_dropout=0.1)}).parse_args()
     train, valid, test = (data_file("sst2", f"stsa.binary.{s}")

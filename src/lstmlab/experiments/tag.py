@@ -78,7 +78,7 @@ class TagConfig:
 
     cell: str = "lstm"
     layers: int = 1
-    hidden: int = 128
+    hidden: int = 200
     embedding: int = 100
     bidirectional: bool = True
     dropout: float = 0.33
