@@ -141,9 +141,12 @@ def test_lag_2a_2b_every_step_trained_need_the_1997_linear_cell_output():
     b = train_trial("lag", {"variant": "2b"}, 20, "lstm:NOAF", 0, config, budget, test_size=256)
     assert b.solved and b.test_errors == 0
     assert b.sequences_to_criterion == b.sequences_to_success + 10_000
-    assert b.sequences_to_success < 15_000
+    # the count depends on the CPU's float kernels (under 15,000 on one machine, 18,204 on
+    # another, same seed): the claim is a solve well inside the budget, where tanh never does
+    assert b.sequences_to_success < 25_000
     tanh = train_trial("lag", {"variant": "2b"}, 20, "lstm", 0, config, budget, test_size=256)
-    assert not tanh.solved and tanh.test_errors > 128  # at chance on the final x|y
+    # at chance on the final x|y: about half of 256 wrong (sd 8); 96 is 4 sd below that
+    assert not tanh.solved and tanh.test_errors >= 96
     a = train_trial("lag", {"variant": "2a"}, 20, "lstm:NOAF", 0, LearnerConfig(hidden=16),
                     budget, test_size=256)
     assert a.solved and a.test_errors == 0 and a.sequences_to_success < 10_000
