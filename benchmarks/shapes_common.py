@@ -10,7 +10,6 @@ trains N seeds at once, each in its own process with ``--threads`` torch threads
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import multiprocessing
 import shlex
@@ -25,6 +24,8 @@ from typing import Any
 import torch
 from lm_common import ROOT, machine
 from rich.console import Console
+
+from lstmlab.commands.options import config_defaults
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -59,8 +60,8 @@ def parser(description: str, defaults: dict[str, Any]) -> argparse.ArgumentParse
 def config_options(config: type, **settings: Any) -> dict[str, Any]:
     """A run configuration's fields and defaults as benchmark options (``settings`` replace
     defaults), without the seed and the held-out fraction, which the benchmark sets."""
-    options = {f.name: f.default for f in dataclasses.fields(config)
-               if f.name not in ("seed", "valid_fraction")}
+    options = {name: value for name, value in config_defaults(config).items()
+               if name not in ("seed", "valid_fraction")}
     unknown = set(settings) - set(options)
     if unknown:
         raise ValueError(f"{config.__name__} has no fields {sorted(unknown)}")
