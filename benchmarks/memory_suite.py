@@ -49,6 +49,9 @@ ENTRIES: list[tuple[str, str, str]] = [
     ("dsr", "lstm", "dsr --learners lstm --budget 200000"),
     # copy: 10 digits x 3 bits held for 100 steps; H=32 stays at the memoryless baseline
     ("copy-100", "lstm", "copy --lag 100 --learners lstm --hidden 128 --budget 2000000"),
+    # the same with a curriculum on T (Zaremba & Sutskever 2014): 10..100 in steps of 10
+    ("copy-100-curriculum", "lstm",
+     "copy --lag 100 --learners lstm --hidden 128 --curriculum --budget 4000000 --jobs 2"),
     ("adding-100", "lstm", "adding --lag 100 --learners lstm --budget 74000"),
     # lag: the budget is the paper's figure plus the 10,000-sequence streak that proves success
     ("lag-2c-100", "lstm", "lag:2c --lag 100 --learners lstm --budget 41000"),

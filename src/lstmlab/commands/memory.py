@@ -123,6 +123,10 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
                 "with logistic outputs binary cross-entropy, or sse, the 1997 paper's half "
                 "squared error summed over each sequence's scored steps (success is judged by "
                 "the task's rule either way)",
+        "curriculum": "train on lags growing to the task's (10 levels, each reached when 95%% of "
+                      "the sequences at the level below are right; half of each level's "
+                      "batches at shorter lags; Zaremba & Sutskever 2014), for tasks judged on "
+                      "held-out sequences such as copy; every sequence, of any lag, counts",
         "device": "cpu or cuda",
     }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
                 "loss": LOSSES, "schedule": BUDGET_SCHEDULES},

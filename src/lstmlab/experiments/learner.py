@@ -55,6 +55,7 @@ from lstmlab.models.lstm1997 import (
 from lstmlab.models.memory import build_memory_model, guess_network
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, make_task
+from lstmlab.tasks.memory.curriculum import Curriculum
 from lstmlab.train.callbacks import Callback, Every, StopWhen
 from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
 
@@ -66,17 +67,29 @@ def fresh_batches(task: MemoryTask, batch_size: int, generator: torch.Generator
         yield task.sample(batch_size, generator)
 
 
+def curriculum_batches(course: Curriculum, batch_size: int) -> Iterator[Batch]:
+    """An endless stream of fresh training batches from a curriculum (its lags grow)."""
+    while True:
+        yield course.sample(batch_size)
+
+
 class TaskStep:
     """One training step on a memory game: the loss to minimise (``config.loss``) and the batch's
-    accuracy by the task's own rule, which also feeds the stopping ``rule`` (if any)."""
+    accuracy by the task's own rule, which also feeds the stopping ``rule`` (if any). With a
+    ``course`` (``Curriculum``) each batch is judged by the task it was drawn from, and its
+    results raise the curriculum's level."""
 
-    def __init__(self, task: MemoryTask, loss: str = "task", rule: Any = None) -> None:
-        self.task, self.loss, self.rule = task, loss, rule
+    def __init__(self, task: MemoryTask, loss: str = "task", rule: Any = None,
+                 course: Curriculum | None = None) -> None:
+        self.task, self.loss, self.rule, self.course = task, loss, rule, course
 
     def __call__(self, model: nn.Module, batch: Batch) -> StepOutput:
+        task = self.task if self.course is None else self.course.task
         outputs = model(batch.inputs)
-        loss = training_loss(self.task, outputs, batch, self.loss)
-        correct, error = self.task.evaluate(outputs, batch)
+        loss = training_loss(task, outputs, batch, self.loss)
+        correct, error = task.evaluate(outputs, batch)
+        if self.course is not None:
+            self.course.update(correct)
         if self.rule is not None:
             self.rule.update(correct, error)
         return StepOutput(loss, batch.batch_size,
@@ -84,13 +97,15 @@ class TaskStep:
 
 
 class HeldOutCheck(Callback):
-    """For stopping rules that test on held-out sequences: score them when the rule asks."""
+    """For stopping rules that test on held-out sequences: score them when the rule asks (with
+    a curriculum, once it has reached the target lag)."""
 
-    def __init__(self, rule: Any, task: MemoryTask, batches: list[Batch]) -> None:
-        self.rule, self.task, self.batches = rule, task, batches
+    def __init__(self, rule: Any, task: MemoryTask, batches: list[Batch],
+                 course: Curriculum | None = None) -> None:
+        self.rule, self.task, self.batches, self.course = rule, task, batches, course
 
     def on_step(self, trainer: Trainer, out: StepOutput) -> None:
-        if self.rule.test_due():
+        if self.rule.test_due() and (self.course is None or self.course.at_target):
             self.rule.check_test(*evaluate_on(trainer.model, self.task, self.batches))
 
 
@@ -212,24 +227,34 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
     setup = learner_setup(task, cell, seed, config, budget)
     net = setup.net
     rule = task.stopping_rule()
+    data = torch.Generator().manual_seed(seed)
+    course = None
+    if config.curriculum:
+        if not rule.needs_test:
+            raise ValueError(
+                f"{task.title}: the curriculum needs a task judged on held-out sequences at the "
+                f"target lag (copy, intern, latch, ...); this one's rule ({rule.describe()}) "
+                "is judged on its training batches, which the curriculum draws at other lags")
+        course = Curriculum(name, options, task.lag, data)
     callbacks: list[Callback] = list(setup.callbacks)
     if rule.needs_test:
         check = list(task.stopping_batches(rule, batch_size=512))
-        callbacks.append(HeldOutCheck(rule, task, check))
+        callbacks.append(HeldOutCheck(rule, task, check, course))
     trainer = Trainer(net, setup.train)
     if listener is not None:
         callbacks.append(Every(setup.train.log_every,
                                lambda t: t.history and listener(t.history[-1])))
     callbacks.append(StopWhen(lambda: rule.done))
-    data = torch.Generator().manual_seed(seed)
+    batches = (fresh_batches(task, setup.batch, data) if course is None
+               else curriculum_batches(course, setup.batch))
     diverged = ""
     try:
-        run = trainer.run(TaskStep(task, setup.loss, rule),
-                          fresh_batches(task, setup.batch, data), callbacks)
+        run = trainer.run(TaskStep(task, setup.loss, rule, course), batches, callbacks)
         stopped_by = "criterion" if run.stopped_by == "callback" else run.stopped_by
     except FloatingPointError as error:
         stopped_by, diverged = "diverged", str(error)
-    notes = [setup.note, *(getattr(c, "note", "") for c in setup.callbacks), diverged]
+    notes = [setup.note, *(getattr(c, "note", "") for c in setup.callbacks),
+             course.describe() if course is not None else "", diverged]
     note = "; ".join(n for n in notes if n)
     # the last batch may satisfy the rule after the budget check; count it as solved
     solved = rule.done

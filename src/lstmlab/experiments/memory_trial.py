@@ -78,6 +78,10 @@ class LearnerConfig:
             learning once outputs saturate at 0 - with 101 output units (lag 2a/2b) they all do
             within 50 steps - while cross-entropy keeps the gradient. Success is always judged
             by the task's own rule.
+        curriculum: train on lags growing to the task's (``lstmlab.tasks.memory.curriculum``;
+            Zaremba & Sutskever 2014), for tasks judged on held-out sequences; the stopping
+            rule is checked once the target lag is reached, and every training sequence, of
+            any lag, is counted.
         log_every: steps between learning-curve points.
         guess_cell, guess_hidden, guess_range: the guessed network (cell, H) and r, the
             half-width of the uniform range every weight is drawn from.
@@ -98,6 +102,7 @@ class LearnerConfig:
     kernel: str = "auto"
     device: str | None = None
     loss: str = "task"
+    curriculum: bool = False
     log_every: int = 10
     guess_cell: str = "rnn"
     guess_hidden: int = 2
