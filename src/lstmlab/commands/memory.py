@@ -97,19 +97,21 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                         "default 20,000)")
     g.add_argument("--batch-size", type=positive_int, default=256, dest="measure_batch",
                    help="sequences the gradient norms are averaged over (default 256)")
-    _learner_arguments(g)
+    _learner_arguments(g, curriculum=False)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out", default="runs/gradients", help="output folder (default "
                                                           "runs/gradients)")
     g.set_defaults(run=gradients)
 
 
-def _learner_arguments(p: argparse.ArgumentParser) -> None:
+def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> None:
+    """The gradient learner's options (``LearnerConfig``); ``curriculum``: offer --curriculum
+    (a memory-suite trial's; `gradients` trains on the task's own lag)."""
     from lstmlab.experiments.memory_trial import LearnerConfig
     from lstmlab.models.losses import LOSSES
     from lstmlab.train.loop import BUDGET_SCHEDULES
 
-    add_config_options(p, LearnerConfig, {
+    helps = {
         "hidden": "hidden units",
         "batch": "sequences per training step",
         "lr": "Adam learning rate",
@@ -128,9 +130,12 @@ def _learner_arguments(p: argparse.ArgumentParser) -> None:
                       "batches at shorter lags; Zaremba & Sutskever 2014), for tasks judged on "
                       "held-out sequences such as copy; every sequence, of any lag, counts",
         "device": "cpu or cuda",
-    }, choices={"init": ("chrono", "default"), "head_init": ("prior", "default"),
-                "loss": LOSSES, "schedule": BUDGET_SCHEDULES},
-        types={"lr": positive_float})
+    }
+    if not curriculum:
+        del helps["curriculum"]
+    add_config_options(p, LearnerConfig, helps, choices={
+        "init": ("chrono", "default"), "head_init": ("prior", "default"), "loss": LOSSES,
+        "schedule": BUDGET_SCHEDULES}, types={"lr": positive_float})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 
@@ -163,6 +168,13 @@ def memory(args: argparse.Namespace) -> None:
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
     runs = suite.plan(tasks, learners, lags)
+    if config.curriculum:
+        from lstmlab.experiments.learner import curriculum_for
+        from lstmlab.experiments.memory_trial import GUESS
+
+        for run in runs:
+            if run.learner != GUESS:
+                curriculum_for(run.name, run.options, run.lag)  # raises where it does not fit
     out = Path(args.out or ("runs/memory-quick" if quick else "runs/memory"))
     if quick and args.out is None and not args.resume:  # the demo starts afresh every time
         (out / "results.json").unlink(missing_ok=True)
@@ -177,12 +189,12 @@ def memory(args: argparse.Namespace) -> None:
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}{' (cosine)' if config.schedule == 'cosine' else ''}, "
                   f"init {config.init}, head {config.head_init}, "
-                  f"loss {config.loss}"
+                  f"loss {config.loss}{', curriculum' if config.curriculum else ''}"
                   + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else
                      " (lstm1997: the 1997 paper's settings for each task)")
                   + f"; {torch.get_num_threads()} thread(s) x {args.jobs} process(es)")
     total = len(runs) * seeds
-    worst = total * budget.seconds / args.jobs
+    worst = -(-total // args.jobs) * budget.seconds  # whole rounds of --jobs trials
     console.print(f"{total} trial(s), each at most {budget.seconds / 60:g} min: at most "
                   f"{_duration(worst)} with {args.jobs} process(es)"
                   + (f"; {len(done)} finished trial(s) of {out} are kept" if done else ""))

@@ -73,6 +73,21 @@ def curriculum_batches(course: Curriculum, batch_size: int) -> Iterator[Batch]:
         yield course.sample(batch_size)
 
 
+def curriculum_for(name: str, options: dict[str, Any], lag: int | None,
+                   generator: torch.Generator | None = None) -> Curriculum:
+    """The curriculum a trial with ``LearnerConfig.curriculum`` trains on, drawing from
+    ``generator``. Raises ValueError for a task it does not fit: one judged on its training
+    batches (the curriculum draws them at other lags) or whose sizes follow the lag."""
+    task = make_task(name, lag, **options)
+    rule = task.stopping_rule()
+    if not rule.needs_test:
+        raise ValueError(
+            f"{task.title}: the curriculum needs a task judged on held-out sequences at the "
+            f"target lag (copy, intern, latch, ...); this one's rule ({rule.describe()}) is "
+            "judged on its training batches, which the curriculum draws at other lags")
+    return Curriculum(name, options, task.lag, generator or torch.Generator())
+
+
 class TaskStep:
     """One training step on a memory game: the loss to minimise (``config.loss``) and the batch's
     accuracy by the task's own rule, which also feeds the stopping ``rule`` (if any). With a
@@ -228,14 +243,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
     net = setup.net
     rule = task.stopping_rule()
     data = torch.Generator().manual_seed(seed)
-    course = None
-    if config.curriculum:
-        if not rule.needs_test:
-            raise ValueError(
-                f"{task.title}: the curriculum needs a task judged on held-out sequences at the "
-                f"target lag (copy, intern, latch, ...); this one's rule ({rule.describe()}) "
-                "is judged on its training batches, which the curriculum draws at other lags")
-        course = Curriculum(name, options, task.lag, data)
+    course = curriculum_for(name, options, task.lag, data) if config.curriculum else None
     callbacks: list[Callback] = list(setup.callbacks)
     if rule.needs_test:
         check = list(task.stopping_batches(rule, batch_size=512))

@@ -14,7 +14,8 @@ so that what was learned early is not forgotten. Here the difficulty is the lag:
   ``start``..current (the uniform part stops at the current level: drawing from the whole range,
   as Zaremba & Sutskever's mix does, spends early steps on lags the network cannot learn yet);
 - the level goes up once a block of ``window`` sequences drawn at the current level was
-  ``threshold`` correct or better, by the task's own rule (default 95% of 320 sequences).
+  ``threshold`` correct or better, by the task's own rule (default 95% of 320 sequences;
+  threshold 0 raises it after every block: a fixed schedule).
 
 Only tasks whose input and output sizes do not depend on the lag qualify (copy, adding, intern,
 ...; not lag 2a/2b, whose alphabet grows with p).
@@ -45,8 +46,8 @@ class Curriculum:
                  window: int = 320) -> None:
         if levels < 1:
             raise ValueError(f"a curriculum needs at least 1 level, got {levels}")
-        if not 0.0 < threshold <= 1.0:
-            raise ValueError(f"the curriculum's threshold must be in (0, 1], got {threshold}")
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"the curriculum's threshold must be in [0, 1], got {threshold}")
         if window < 1:
             raise ValueError(f"the curriculum's window must be >= 1 sequence, got {window}")
         final = make_task(name, target, **options)
