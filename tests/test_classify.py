@@ -19,7 +19,7 @@ from lstmlab.experiments.classify import (
     train_classifier,
 )
 from lstmlab.metrics import accuracy, classification_report
-from lstmlab.models.classifier import POOLINGS, TextClassifier
+from lstmlab.models.classifier import POOLINGS, ClassifierEnsemble, TextClassifier
 from lstmlab.models.tagger import SequenceTagger
 from lstmlab.tasks.files import DataError
 from lstmlab.tasks.sentiment import (
@@ -233,7 +233,8 @@ def test_unseen_label_at_eval_and_empty_text_are_errors(trained, tmp_path):
 
 def test_a_checkpoint_of_another_kind_is_refused(tmp_path):
     lstmlab.save(SequenceTagger(5, 3), tmp_path / "other", name="best")
-    with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
+    with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' or "
+                                              "'classifier_ensemble' model"):
         load_classifier(tmp_path / "other")
 
 
@@ -265,3 +266,46 @@ def test_classify_commands(order_files, tmp_path, capsys, monkeypatch):
                 ) == 2
     assert f"{bad}, line 2: no tab" in capsys.readouterr().err
     assert main(["classify", "eval", str(tmp_path / "missing"), str(bad)]) == 2
+
+
+# --- ensembles ---------------------------------------------------------------------------------
+
+
+def test_an_ensemble_averages_its_members_probabilities(tmp_path):
+    torch.manual_seed(0)
+    members = [TextClassifier(12, 3, hidden_size=6, embedding_size=5).eval() for _ in range(3)]
+    ensemble = ClassifierEnsemble.of(members).eval()
+    words, lengths = torch.randint(0, 12, (7, 4)), torch.tensor([7, 3, 1, 5])
+    expected = torch.stack([m(words, lengths).softmax(-1) for m in members]).mean(0)
+    assert torch.allclose(ensemble(words, lengths).softmax(-1), expected, atol=1e-6)
+    assert torch.allclose(ensemble(words, lengths).exp(), expected, atol=1e-6)
+    lstmlab.save(ensemble, tmp_path / "e", name="best")
+    saved = lstmlab.models.load_saved(tmp_path / "e")
+    assert saved.kind == "classifier_ensemble" and len(saved.model.members) == 3
+    assert torch.allclose(saved.model(words, lengths), ensemble(words, lengths), atol=1e-6)
+    with pytest.raises(ValueError, match="share one configuration"):
+        ClassifierEnsemble.of([members[0], TextClassifier(12, 3, hidden_size=7)])
+    with pytest.raises(ValueError, match="at least 1 member"):
+        ClassifierEnsemble(0, vocab_size=12, num_classes=3)
+
+
+def test_members_train_apart_and_are_kept_as_one_ensemble(order_files, tmp_path):
+    out = tmp_path / "ensemble"
+    result = train_classifier(order_files / "train.tsv", valid=order_files / "valid.tsv",
+                              test=order_files / "test.tsv", out=out, steps=20, hidden=8,
+                              embedding=8, members=2, seed=3, progress=False)
+    assert [m["seed"] for m in result.members] == [6, 7]  # seed * 2 + k: no seed shared
+    assert [m["steps"] for m in result.members] == [20, 20] and result.steps == 40
+    assert {v["member"] for v in result.validations} == {1, 2}
+    loaded = load_classifier(out)
+    assert isinstance(loaded.model, ClassifierEnsemble) and len(loaded.model.members) == 2
+    # the saved ensemble is the one scored: its own valid and test accuracy
+    assert evaluate_classifier(out, order_files / "test.tsv").accuracy == pytest.approx(
+        result.test_accuracy)
+    assert evaluate_classifier(out, order_files / "valid.tsv").accuracy == pytest.approx(
+        result.best_valid_accuracy)
+    # member 1 alone is the run with the same seed and budget
+    alone = train_classifier(order_files / "train.tsv", valid=order_files / "valid.tsv",
+                             steps=20, hidden=8, embedding=8, seed=6, progress=False)
+    assert alone.best_valid_accuracy == pytest.approx(result.members[0]["best_valid_accuracy"])
+    assert "ensemble of 2" in result.summary()

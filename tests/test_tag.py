@@ -232,7 +232,8 @@ def test_saved_tagger_evaluates_and_predicts(trained, entity_files):
     bad = write(entity_files / "unseen.txt", "a\tB-E\nx\tI-X\n")
     with pytest.raises(DataError, match=r"unseen.txt, line 2: tag 'I-X' was never seen"):
         evaluate_tagger(out, bad)
-    with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' model"):
+    with pytest.raises(CheckpointError, match="holds a 'tagger' model, not a 'classifier' or "
+                                              "'classifier_ensemble' model"):
         load_classifier(out)
     loaded = load_tagger(out)
     assert loaded.tags == ["B-E", "I-E", "O"]
@@ -259,4 +260,4 @@ def test_tag_commands(entity_files, tmp_path, capsys, monkeypatch):
     tagged = capsys.readouterr().out.split()
     assert [t.split("/")[0] for t in tagged] == ["a", "x", "b"]
     assert main(["classify", "eval", str(out), str(entity_files / "valid.txt")]) == 2
-    assert "not a 'classifier' model" in capsys.readouterr().err
+    assert "not a 'classifier' or 'classifier_ensemble' model" in capsys.readouterr().err

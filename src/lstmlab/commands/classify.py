@@ -141,7 +141,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "average": "validate and save a moving average of the weights with this decay per "
                    "step, e.g. 0.999 (0: none)",
         "valid_fraction": "part of FILE held out without --valid",
-        "seed": "random seed",
+        "seed": "random seed (with --members K: seed*K, seed*K + 1, ...)",
+        "members": "train this many classifiers, each for an equal share of --minutes (--epochs "
+                   "and --steps are each member's), and keep their ensemble: probabilities "
+                   "averaged",
     }, types={"average": float, "dropout": float, "word_dropout": float, "rare_dropout": float,
               "lr": positive_float,
               "weight_decay": float, "clip": positive_float, "lr_decay": positive_float,

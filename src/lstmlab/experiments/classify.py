@@ -37,7 +37,7 @@ from lstmlab.experiments.supervised import (
     train_config,
 )
 from lstmlab.metrics import ClassReport, accuracy, classification_report
-from lstmlab.models.classifier import POOLINGS, TextClassifier
+from lstmlab.models.classifier import POOLINGS, ClassifierEnsemble, TextClassifier
 from lstmlab.models.recurrent import canonical_name
 from lstmlab.tasks.files import DataError
 from lstmlab.tasks.sentiment import (
@@ -52,6 +52,7 @@ from lstmlab.train import Trainer
 from lstmlab.train.loop import StepOutput
 
 KIND = "classifier"
+ENSEMBLE_KIND = "classifier_ensemble"
 EVAL_BATCH = 256
 
 
@@ -81,6 +82,11 @@ class ClassifyConfig:
             per step (e.g. 0.999; 0: the weights themselves; ``supervised.fit``).
         valid_fraction: held out of the training file when no validation file is given.
         seed: initialisation, dropout and batch order.
+        members: train this many classifiers, K, with seeds seed * K, seed * K + 1, ...,
+            seed * K + K - 1 (runs with different seeds share no member), each for an equal
+            share of the time budget (an epoch or step budget is each member's), and keep
+            their ensemble (``ClassifierEnsemble``: probabilities averaged); each member keeps
+            its own best-validation weights.
     """
 
     cell: str = "lstm"
@@ -106,11 +112,13 @@ class ClassifyConfig:
     average: float = 0.0
     valid_fraction: float = 0.1
     seed: int = 0
+    members: int = 1
 
     def __post_init__(self) -> None:
         self.cell = canonical_name(self.cell)
         check_settings(self, ("layers", "hidden", "embedding", "char_embedding", "char_hidden",
-                              "min_freq", "batch"), ("dropout", "word_dropout", "average"))
+                              "min_freq", "batch", "members"),
+                       ("dropout", "word_dropout", "average"))
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got "
                              f"{self.pooling!r}")
@@ -180,9 +188,17 @@ class ClassifyResult(RunRecord):
     test_report: dict[str, Any] | None = None
     history: list[dict[str, float]] = field(default_factory=list)
     validations: list[dict[str, float]] = field(default_factory=list)
+    members: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [self.run_line()]
+        for m in self.members:
+            test = ("" if m.get("test_accuracy") is None
+                    else f", test {100 * m['test_accuracy']:.2f}%")
+            lines.append(f"member {m['member']} (seed {m['seed']}): best valid "
+                         f"{100 * m['best_valid_accuracy']:.2f}%{test}")
+        if self.members:
+            lines.append(f"ensemble of {len(self.members)} (probabilities averaged):")
         if self.best_valid_accuracy is not None:
             lines.append(f"best valid accuracy: {100 * self.best_valid_accuracy:.2f}%")
         if self.test_accuracy is not None:
@@ -242,21 +258,12 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     if test_examples is not None:
         label_indices(test_examples, labels, str(test))  # unseen labels fail before training
 
-    torch.manual_seed(config.seed)
-    model = build_model(config, vocab, len(labels))
     spe = steps_per_epoch(len(train_texts), config.batch)
-    loop = train_config(config, spe, minutes=minutes, epochs=epochs, steps=steps,
-                        progress=progress, device=device)
-    console.print(f"vocabulary: {vocab.summary()}; labels: {', '.join(labels)}\n"
-                  f"model: {model.cell} {config.layers}x{config.hidden}"
-                  f"{' bidirectional' if config.bidirectional else ''}, {config.pooling} "
-                  f"pooling, {sum(p.numel() for p in model.parameters()):,} parameters; "
-                  f"{spe:,} steps per epoch")
     pairs = list(zip(train_texts, train_labels, strict=True))
-    batches = bucketed_batches(pairs, [len(t.words) for t in train_texts], config.batch,
-                               lambda chunk: classification_batch(
-                                   vocab, [t for t, _ in chunk], [y for _, y in chunk]),
-                               seed=config.seed)
+    test_texts = gold = None
+    if test_examples is not None:
+        test_texts = [vocab.encode(e.words) for e in test_examples]
+        gold = label_indices(test_examples, labels, str(test))
 
     def valid_error(model: nn.Module) -> float:
         predicted = class_probabilities(model, vocab, valid_texts).argmax(1).tolist()
@@ -273,23 +280,75 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
     save = (lambda m: save_model(m, out, extra)) if out is not None else None
     per_word = (rare_word_dropout([t.words for t in train_texts], len(vocab.words),
                                   config.rare_dropout) if config.rare_dropout else None)
-    run = fit(model, loop, ClassifyStep(config.word_dropout, per_word), batches, error=valid_error,
-              eval_every=eval_every or spe, save=save, report=report, console=console,
-              description=f"classify {model.cell}", lr_decay=config.lr_decay,
-              average=config.average)
+    many = config.members > 1
+    trained: list[TextClassifier] = []
+    runs, members = [], []
+    for k in range(config.members):
+        seed = config.seed * config.members + k
+        torch.manual_seed(seed)
+        model = build_model(config, vocab, len(labels))
+        loop = train_config(config, spe, minutes=None if minutes is None
+                            else minutes / config.members, epochs=epochs, steps=steps,
+                            progress=progress, device=device)
+        if k == 0:
+            console.print(f"vocabulary: {vocab.summary()}; labels: {', '.join(labels)}\n"
+                          f"model: {model.cell} {config.layers}x{config.hidden}"
+                          f"{' bidirectional' if config.bidirectional else ''}, "
+                          f"{config.pooling} pooling, "
+                          f"{sum(p.numel() for p in model.parameters()):,} parameters"
+                          f"{f' x {config.members} members' if many else ''}; "
+                          f"{spe:,} steps per epoch")
+        if many:
+            console.print(f"member {k + 1} of {config.members} (seed {seed})")
+        batches = bucketed_batches(pairs, [len(t.words) for t in train_texts], config.batch,
+                                   lambda chunk: classification_batch(
+                                       vocab, [t for t, _ in chunk], [y for _, y in chunk]),
+                                   seed=seed)
+        run = fit(model, loop, ClassifyStep(config.word_dropout, per_word), batches,
+                  error=valid_error, eval_every=eval_every or spe,
+                  save=None if many else save, report=report, console=console,
+                  description=f"classify {model.cell}" + (f" {k + 1}/{config.members}"
+                                                          if many else ""),
+                  lr_decay=config.lr_decay, average=config.average)
+        runs.append(run)
+        if run.train.state.step == 0:
+            break
+        trained.append(model)
+        stopped = run.stopped_by == "interrupt"
+        if many:
+            members.append({"member": k + 1, "seed": seed,
+                            "best_valid_accuracy": 1 - run.best,
+                            "test_accuracy": None if test_texts is None else accuracy(
+                                gold, class_probabilities(model, vocab, test_texts)
+                                .argmax(1).tolist()),
+                            "steps": run.train.state.step,
+                            "seconds": run.train.state.seconds})
+            if save is not None:  # the finished members so far: an interruption keeps them
+                save(ClassifierEnsemble.of(trained).eval())
+        if stopped:
+            break
+    if many and trained:
+        model = ClassifierEnsemble.of(trained).eval()
+    elif trained:
+        model = trained[0]
+    best = valid_error(model) if many and trained else runs[-1].best
     test_accuracy = test_report = None
-    if test_examples is not None and run.train.state.step > 0:
-        test_texts = [vocab.encode(e.words) for e in test_examples]
-        gold = label_indices(test_examples, labels, str(test))
+    if test_texts is not None and trained:
         predicted = class_probabilities(model, vocab, test_texts).argmax(1).tolist()
         rep = classification_report(gold, predicted, labels)
         test_accuracy, test_report = rep.accuracy, rep.to_dict()
-    s = run.train.state
+    states = [r.train.state for r in runs]
+    history = [{**h, "member": k + 1} if many else h
+               for k, r in enumerate(runs) for h in r.train.history]
+    validations = [{**v, "member": k + 1} if many else v
+                   for k, r in enumerate(runs) for v in r.validations]
     return ClassifyResult(config, None if out is None else str(out), labels, vocab.summary(),
                           sum(p.numel() for p in model.parameters()), len(train_texts),
-                          len(valid_texts), s.step, s.sequences / len(train_texts), s.seconds,
-                          run.stopped_by, None if run.best is None else 1 - run.best,
-                          test_accuracy, test_report, list(run.train.history), run.validations)
+                          len(valid_texts), sum(s.step for s in states),
+                          sum(s.sequences for s in states) / len(train_texts),
+                          sum(s.seconds for s in states), runs[-1].stopped_by,
+                          None if best is None else 1 - best, test_accuracy, test_report,
+                          history, validations, members)
 
 
 # --- a saved classifier ---------------------------------------------------------------------
@@ -297,15 +356,16 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
 
 @dataclass
 class LoadedClassifier:
-    model: TextClassifier
+    model: TextClassifier | ClassifierEnsemble
     vocab: WordVocabulary
     labels: list[str]
     path: Path
 
 
 def load_classifier(path: str | Path) -> LoadedClassifier:
-    """A classifier saved by ``train_classifier`` (its run directory or ``best.json``)."""
-    model, extra, index = load_model(path, KIND, "classify")
+    """A classifier saved by ``train_classifier`` (its run directory or ``best.json``): one
+    model or an ensemble (``ClassifyConfig.members``)."""
+    model, extra, index = load_model(path, (KIND, ENSEMBLE_KIND), "classify")
     return LoadedClassifier(model, WordVocabulary.from_dict(extra["vocabulary"]),
                             list(extra["labels"]), index)
 

@@ -238,13 +238,16 @@ def save_model(model: nn.Module, directory: str | Path, extra: dict[str, Any]) -
     return save(model, directory, extra, name="best")
 
 
-def load_model(path: str | Path, kind: str, command: str
+def load_model(path: str | Path, kind: str | tuple[str, ...], command: str
                ) -> tuple[nn.Module, dict[str, Any], Path]:
-    """Read a saved model (a run directory or a checkpoint's .json), which must be of ``kind``;
-    returns (model in eval mode, extra, the checkpoint's path). ``command`` names the command
-    that reads this kind, for the error message."""
+    """Read a saved model (a run directory or a checkpoint's .json), which must be of ``kind``
+    (or one of several); returns (model in eval mode, extra, the checkpoint's path).
+    ``command`` names the command that reads this kind, for the error message."""
     saved = load_saved(path)
-    if saved.kind != kind:
-        raise CheckpointError(f"{saved.path} holds a {saved.kind!r} model, not a {kind!r} "
-                              f"model: `lstmlab {command}` reads only {kind} models")
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if saved.kind not in kinds:
+        wanted = " or ".join(repr(k) for k in kinds)
+        raise CheckpointError(f"{saved.path} holds a {saved.kind!r} model, not a {wanted} "
+                              f"model: `lstmlab {command}` reads only {' and '.join(kinds)} "
+                              "models")
     return saved.model, saved.extra, saved.path

@@ -1,7 +1,7 @@
 """Heads for each sequence shape, built on lstmlab's recurrent layers."""
 
 from lstmlab.models.captioner import Captioner
-from lstmlab.models.classifier import TextClassifier
+from lstmlab.models.classifier import ClassifierEnsemble, TextClassifier
 from lstmlab.models.detector import Detector
 from lstmlab.models.language import LanguageModel
 from lstmlab.models.lstm1997 import LSTM1997
@@ -17,7 +17,7 @@ from lstmlab.models.tagger import SequenceTagger
 
 __all__ = ["CELL_KINDS", "LanguageModel", "SequenceModel", "load", "load_saved",
            "make_recurrent", "parse_cell", "register", "save"]
-__all__ += ["MusicModel", "SequenceTagger", "TextClassifier"]
+__all__ += ["ClassifierEnsemble", "MusicModel", "SequenceTagger", "TextClassifier"]
 __all__ += ["Translator"]
 __all__ += ["Captioner", "Detector"]
 __all__ += ["LSTM1997"]

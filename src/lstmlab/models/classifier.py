@@ -113,3 +113,50 @@ class TextClassifier(nn.Module):
         pooled = pool(outputs, lengths, self.pooling, state, self.recurrent.num_directions,
                       self.attention)
         return self.head(self.drop(pooled))
+
+
+@register("classifier_ensemble")
+class ClassifierEnsemble(nn.Module):
+    """K text classifiers of one architecture, trained apart, whose class probabilities are
+    averaged: words (T, B), lengths (B,) -> log of the members' mean probabilities (B, K), so
+    that softmax of the output is the averaged distribution and its arg-max the ensemble's vote.
+
+    Args:
+        members: how many classifiers. **member: ``TextClassifier``'s arguments, the same for
+            every member.
+
+        >>> ensemble = ClassifierEnsemble.of([model_a, model_b, model_c])
+        >>> probabilities = ensemble(batch.inputs, batch.lengths).softmax(-1)   # (B, K)
+    """
+
+    def __init__(self, members: int, **member: Any) -> None:
+        super().__init__()
+        if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+            raise ValueError(f"an ensemble needs at least 1 member, got {members!r}")
+        self.members = nn.ModuleList(TextClassifier(**member) for _ in range(members))
+        self.num_classes = self.members[0].num_classes
+        self.cell = self.members[0].cell
+
+    @classmethod
+    def of(cls, models: list[TextClassifier]) -> ClassifierEnsemble:
+        """An ensemble holding copies of ``models``' weights (all of one configuration)."""
+        if not models:
+            raise ValueError("an ensemble needs at least 1 member, got none")
+        configs = [m.config() for m in models]
+        if any(c != configs[0] for c in configs[1:]):
+            raise ValueError("the members of an ensemble must share one configuration")
+        ensemble = cls(len(models), **configs[0])
+        for member, model in zip(ensemble.members, models, strict=True):
+            member.load_state_dict(model.state_dict())
+        return ensemble.train(models[0].training)
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's arguments, JSON-ready: ``ClassifierEnsemble(**model.config())``."""
+        return {"members": len(self.members), **self.members[0].config()}
+
+    def forward(self, words: Tensor, lengths: Tensor, chars: Tensor | None = None,
+                char_lengths: Tensor | None = None) -> Tensor:
+        """As ``TextClassifier.forward``; returns log mean probabilities (B, K)."""
+        probabilities = torch.stack([member(words, lengths, chars, char_lengths).softmax(-1)
+                                     for member in self.members]).mean(0)
+        return probabilities.log()
