@@ -290,9 +290,9 @@ def test_reber_stops_on_its_fixed_sets_and_reports_on_unseen_strings(monkeypatch
     seen = {}
     original = learner.HeldOutCheck.__init__
 
-    def spy(self, rule, task, check):
+    def spy(self, rule, task, check, course=None):
         seen["strings"] = [s for b in check for s in decode_strings(b)]
-        original(self, rule, task, check)
+        original(self, rule, task, check, course)
 
     monkeypatch.setattr(learner.HeldOutCheck, "__init__", spy)
     result = train_trial("reber", {}, None, "lstm", seed=0,
