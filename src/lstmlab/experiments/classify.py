@@ -195,8 +195,9 @@ class ClassifyResult(RunRecord):
         for m in self.members:
             test = ("" if m.get("test_accuracy") is None
                     else f", test {100 * m['test_accuracy']:.2f}%")
-            lines.append(f"member {m['member']} (seed {m['seed']}): best valid "
-                         f"{100 * m['best_valid_accuracy']:.2f}%{test}")
+            valid = ("not validated" if m["best_valid_accuracy"] is None
+                     else f"best valid {100 * m['best_valid_accuracy']:.2f}%")
+            lines.append(f"member {m['member']} (seed {m['seed']}): {valid}{test}")
         if self.members:
             lines.append(f"ensemble of {len(self.members)} (probabilities averaged):")
         if self.best_valid_accuracy is not None:
@@ -317,7 +318,7 @@ def train_classifier(train: str | Path, *, valid: str | Path | None = None,
         stopped = run.stopped_by == "interrupt"
         if many:
             members.append({"member": k + 1, "seed": seed,
-                            "best_valid_accuracy": 1 - run.best,
+                            "best_valid_accuracy": None if run.best is None else 1 - run.best,
                             "test_accuracy": None if test_texts is None else accuracy(
                                 gold, class_probabilities(model, vocab, test_texts)
                                 .argmax(1).tolist()),
