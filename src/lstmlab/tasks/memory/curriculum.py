@@ -54,16 +54,15 @@ class Curriculum:
         step = max(1, math.ceil(final.lag / levels))
         start = min(final.lag, max(step, final.min_lag))
         self.levels = list(range(start, final.lag, step)) + [final.lag]
-        self._tasks: dict[int, MemoryTask] = {}
-        for lag in (self.levels[0], final.lag):
-            task = self._task_at(name, options, lag)
-            if (task.input_size, task.output_size) != (final.input_size, final.output_size):
-                raise ValueError(
-                    f"{final.title}: a curriculum on the lag needs input and output sizes that "
-                    f"do not depend on it; at lag {lag} they are {task.input_size} and "
-                    f"{task.output_size}, at {final.lag} {final.input_size} and "
-                    f"{final.output_size}")
         self.name, self.options, self.target = name, dict(options), final.lag
+        self._tasks: dict[int, MemoryTask] = {final.lag: final}
+        first = self._task_at(self.levels[0])
+        if (first.input_size, first.output_size) != (final.input_size, final.output_size):
+            raise ValueError(
+                f"{final.title}: a curriculum on the lag needs input and output sizes that do "
+                f"not depend on it; at lag {first.lag} they are {first.input_size} and "
+                f"{first.output_size}, at {final.lag} {final.input_size} and "
+                f"{final.output_size}")
         self.threshold, self.window = threshold, window
         self.generator = generator
         self.index = 0
@@ -74,9 +73,9 @@ class Curriculum:
         self._right = 0
         self._seen = 0
 
-    def _task_at(self, name: str, options: dict[str, Any], lag: int) -> MemoryTask:
+    def _task_at(self, lag: int) -> MemoryTask:
         if lag not in self._tasks:
-            self._tasks[lag] = make_task(name, lag, **options)
+            self._tasks[lag] = make_task(self.name, lag, **self.options)
         return self._tasks[lag]
 
     @property
@@ -92,11 +91,11 @@ class Curriculum:
         """A fresh batch at the current level, or (probability 1/2) at a lag uniform over
         start..level; ``self.task`` becomes that lag's task."""
         first, level = self.levels[0], self.level
-        self._at_level = bool(torch.rand((), generator=self.generator) < 0.5)
-        lag = level if self._at_level else int(torch.randint(first, level + 1, (),
-                                                            generator=self.generator))
-        self._at_level = lag == level
-        self.task = self._task_at(self.name, self.options, lag)
+        at_level = bool(torch.rand((), generator=self.generator) < 0.5)
+        lag = level if at_level else int(torch.randint(first, level + 1, (),
+                                                       generator=self.generator))
+        self._at_level = lag == level  # a uniform draw may land on the level too
+        self.task = self._task_at(lag)
         return self.task.sample(batch_size, self.generator)
 
     def update(self, correct: Tensor) -> None:
