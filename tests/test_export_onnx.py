@@ -169,6 +169,17 @@ def test_sequence_model(tmp_path):
     assert worst_difference(model, path) <= TOLERANCE
 
 
+def test_sequence_model_whose_outputs_read_the_inputs_too(tmp_path):
+    torch.manual_seed(0)
+    model = randomise(SequenceModel("lstm:NOAF", 4, 3, hidden_size=5, direct=True))
+    path = to_onnx(model, tmp_path / "direct.onnx")
+    assert [o.name for o in session(path).get_outputs()] == ["outputs"]
+    assert worst_difference(model, path) <= TOLERANCE
+    with torch.no_grad():  # the direct path is in the graph: without it the outputs differ
+        model.direct.weight.zero_()
+    assert worst_difference(model, path) > 0.01
+
+
 @pytest.mark.parametrize("cell", ["lstm", "lstm:FGR", "gru"])
 def test_language_model_with_state(tmp_path, cell):
     torch.manual_seed(0)

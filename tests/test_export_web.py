@@ -117,6 +117,14 @@ def test_to_web_refuses_other_kinds_listing_the_exportable_ones(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_to_web_refuses_a_sequence_model_whose_outputs_read_the_inputs(tmp_path):
+    from lstmlab.models import SequenceModel
+
+    with pytest.raises(ValueError, match="direct=True.*export it to ONNX"):
+        to_web(SequenceModel("lstm:NOAF", 4, 3, hidden_size=5, direct=True), tmp_path / "d")
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node >= 18")
 def test_an_export_runs_in_node(tmp_path):
     torch.manual_seed(0)

@@ -115,12 +115,19 @@ def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> N
         "hidden": "hidden units",
         "batch": "sequences per training step",
         "lr": "Adam learning rate",
-        "schedule": "learning rate: constant, or cosine to 0 over each trial's budget (its "
-                    "sequences or minutes, whichever runs out first)",
+        "schedule": "learning rate: constant, or cosine to 0 over each trial's sequence budget "
+                    "(--budget)",
         "init": "gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018) or the "
                 "layer default (forget bias 1)",
         "head_init": "the head's bias, for tasks with logistic outputs: each output's log-odds "
                      "prior, or torch.nn's initialisation",
+        "forget_bias": "the LSTM's forget-gate bias with --init default; none: the layer's own, "
+                       "1",
+        "input_bias": "added to the LSTM's input-gate bias after initialisation (a gate that "
+                      "starts nearly shut: the 1997 paper's remedy for state drift)",
+        "direct": "the outputs also read each step's inputs (the 1997 paper's layout for its "
+                  "experiment 2: the recurrent layer is left with what the input cannot tell)",
+        "clip": "the gradient's global norm is clipped to this",
         "loss": "what is minimised: the task's own loss (the mean over scored steps), for tasks "
                 "with logistic outputs binary cross-entropy, or sse, the 1997 paper's half "
                 "squared error summed over each sequence's scored steps (success is judged by "
@@ -135,7 +142,8 @@ def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> N
         del helps["curriculum"]
     add_config_options(p, LearnerConfig, helps, choices={
         "init": ("chrono", "default"), "head_init": ("prior", "default"), "loss": LOSSES,
-        "schedule": BUDGET_SCHEDULES}, types={"lr": positive_float})
+        "schedule": BUDGET_SCHEDULES}, types={"lr": positive_float, "clip": positive_float,
+                                              "forget_bias": float, "input_bias": float})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 
@@ -144,6 +152,13 @@ def _learner_config(args: argparse.Namespace, **extra: Any):
     from lstmlab.experiments.memory_trial import LearnerConfig
 
     return config_from_args(LearnerConfig, args, **extra)
+
+
+def _gate_biases(config: Any) -> str:
+    """", forget bias 5, input bias -3" for the biases a learner configuration sets."""
+    return "".join(f", {label} {value:g}" for label, value in
+                   (("forget bias", config.forget_bias), ("input bias", config.input_bias))
+                   if value is not None)
 
 
 def memory(args: argparse.Namespace) -> None:
@@ -168,6 +183,10 @@ def memory(args: argparse.Namespace) -> None:
         seconds=60 * (args.minutes or (QUICK_MINUTES if quick else 30.0)))
     config = _learner_config(args)
     runs = suite.plan(tasks, learners, lags)
+    from lstmlab.experiments.learner import check_fits
+
+    for learner in {run.learner for run in runs}:
+        check_fits(learner, config)  # raises where an option does not fit the network
     if config.curriculum:
         from lstmlab.experiments.learner import curriculum_for
         from lstmlab.experiments.memory_trial import GUESS
@@ -188,7 +207,8 @@ def memory(args: argparse.Namespace) -> None:
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}{' (cosine)' if config.schedule == 'cosine' else ''}, "
-                  f"init {config.init}, head {config.head_init}, "
+                  f"init {config.init}{_gate_biases(config)}, head {config.head_init}, "
+                  f"{'direct inputs to outputs, ' if config.direct else ''}"
                   f"loss {config.loss}{', curriculum' if config.curriculum else ''}"
                   + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else
                      " (lstm1997: the 1997 paper's settings for each task)")

@@ -138,8 +138,9 @@ def gradient_flow_experiment(name: str, options: dict[str, Any], lag: int | None
     for cell in cells:
         model = build_memory_model(task, canonical_name(cell), config.hidden,
                                    init=config.init, head_init=config.head_init,
-                                   forget_bias=config.forget_bias, kernel=config.kernel,
-                                   seed=seed)
+                                   forget_bias=config.forget_bias,
+                                   input_bias=config.input_bias, direct=config.direct,
+                                   kernel=config.kernel, seed=seed)
         flows.append(gradient_flow(model, task, batch, "init"))
         if train_sequences > 0:
             seen, accuracy = train_for(model, task, config,

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lstmlab.cells import lstm_spec
 from lstmlab.experiments.memory_trial import (
     GUESS,
     LSTM1997_LEARNER,
@@ -53,6 +54,7 @@ from lstmlab.models.lstm1997 import (
     setup_of,
 )
 from lstmlab.models.memory import build_memory_model, guess_network
+from lstmlab.models.recurrent import parse_cell
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, make_task
 from lstmlab.tasks.memory.curriculum import Curriculum
@@ -124,10 +126,28 @@ class HeldOutCheck(Callback):
             self.rule.check_test(*evaluate_on(trainer.model, self.task, self.batches))
 
 
+def check_fits(learner: str, config: LearnerConfig) -> None:
+    """ValueError where ``config`` sets what ``learner``'s network lacks: an input-gate bias for
+    a cell other than an LSTM with an input gate ("guess" and "lstm1997" ignore the gradient
+    learners' network options)."""
+    learner = check_learner(learner)
+    if config.input_bias is None or learner == GUESS or learner.startswith(LSTM1997_LEARNER):
+        return
+    kind, variant = parse_cell(learner)
+    if kind != "lstm" or "i" not in lstm_spec(variant).gates:
+        raise ValueError(f"--input-bias (input_bias) is for LSTM cells with an input gate; "
+                         f"{learner} has none")
+
+
 def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
-    """The loop's settings for a gradient learner (no progress bar: the suite shows its own)."""
+    """The loop's settings for a gradient learner (no progress bar: the suite shows its own).
+    A cosine schedule with a sequence budget decays over its steps of ``config.batch``, so the
+    rate at each step, and the trial, do not depend on the machine's speed; without one it
+    decays by the clock."""
+    steps = (-(-budget.sequences // config.batch)
+             if config.schedule == "cosine" and budget.sequences is not None else None)
     return TrainConfig(optimizer=config.optimizer, lr=config.lr, clip=config.clip,
-                       schedule=config.schedule,
+                       schedule=config.schedule, max_steps=steps,
                        max_sequences=budget.sequences, max_seconds=budget.seconds,
                        log_every=config.log_every, progress=False, device=config.device)
 
@@ -196,6 +216,7 @@ def learner_setup(task: MemoryTask, learner: str, seed: int, config: LearnerConf
         return LearnerSetup(net, train, 1, "sse", note, grow)
     net = build_memory_model(task, learner, config.hidden, init=config.init,
                              head_init=config.head_init, forget_bias=config.forget_bias,
+                             input_bias=config.input_bias, direct=config.direct,
                              kernel=config.kernel, seed=seed)
     return LearnerSetup(net, learner_train_config(config, budget), config.batch, config.loss)
 

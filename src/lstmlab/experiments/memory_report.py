@@ -89,7 +89,11 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
         f"lr {learner['lr']:g}"
         f"{' (cosine)' if learner.get('schedule') == 'cosine' else ''}, "
-        f"clip {learner['clip']}, init {learner['init']}, loss "
+        f"clip {learner['clip']}, init {learner['init']}"
+        + "".join(f", {label} {learner[key]:g}" for key, label in
+                  (("forget_bias", "forget bias"), ("input_bias", "input bias"))
+                  if learner.get(key) is not None)
+        + f"{', the inputs read by the outputs too' if learner.get('direct') else ''}, loss "
         f"{learner.get('loss', 'task')}, head {learner.get('head_init', 'default')}"
         f"{', curriculum on the lag' if learner.get('curriculum') else ''}; guessing: "
         f"{learner['guess_cell']} H={learner['guess_hidden']}, weights in "

@@ -63,10 +63,15 @@ class LearnerConfig:
     Attributes:
         hidden: H, hidden units of the recurrent layer. batch: sequences per Adam step.
         lr, optimizer, clip: see ``TrainConfig`` (clip is the global gradient-norm limit).
-        schedule: "constant" learning rate, or "cosine": to 0 over the trial's budget (its
-            sequences or its minutes, whichever runs out first; Loshchilov & Hutter 2017).
+        schedule: "constant" learning rate, or "cosine": to 0 over the trial's sequence budget,
+            counted in steps (so that the trial does not depend on the machine's speed), or over
+            its minutes where it has no sequence budget (Loshchilov & Hutter 2017).
         init: "chrono" or "default" (module docstring). forget_bias: the LSTM's forget-gate bias
-            with init "default" (None: the layer's default, 1.0).
+            with init "default" (None: the layer's default, 1.0). input_bias: added to the
+            LSTM's input-gate bias after initialisation (None: nothing added; a gate that starts
+            nearly shut is the 1997 paper's remedy for internal state drift).
+        direct: the outputs also read the inputs of the same step (``SequenceModel``'s
+            ``direct``; the 1997 experiment-2 networks' layout).
         head_init: "prior" or "default": the head's bias for tasks with logistic outputs (module
             docstring).
         kernel: the recurrent layer's kernel path ("auto", "loop", "native", "fused").
@@ -99,6 +104,8 @@ class LearnerConfig:
     init: str = "chrono"
     head_init: str = "prior"
     forget_bias: float | None = None
+    input_bias: float | None = None
+    direct: bool = False
     kernel: str = "auto"
     device: str | None = None
     loss: str = "task"

@@ -279,6 +279,8 @@ def _build_sequence(g: Graph, model: SequenceModel, lengths: bool,
     lens = og.declare_inputs(g, sig, og.int64_spec("lengths", "B"))[0] if lengths else None
     result = og.recurrent(g, model.recurrent, x, lens)
     out = g.linear(result.output, model.head.weight, model.head.bias, "head")
+    if model.direct is not None:  # the inputs read by the outputs too
+        out = g.node("Add", [out, g.linear(x, model.direct.weight, None, "direct")], "outputs")
     og.set_output(g, sig, out, og.float_spec("outputs", "T", "B", model.output_size))
     return sig
 

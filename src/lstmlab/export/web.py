@@ -90,6 +90,10 @@ def _describe(module: nn.Module, extra: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"cannot export a {kind!r} model to the web; exportable: bare layers "
                          f"(lstmlab.LSTM / GRU / RNN or torch.nn's) and the model kinds "
                          f"{', '.join(MODEL_KINDS)}")
+    if kind == "sequence" and module.direct is not None:
+        raise ValueError("cannot export a sequence model whose outputs also read the inputs "
+                         "(direct=True) to the web: the JavaScript runtime has no such path; "
+                         "export it to ONNX (lstmlab export onnx)")
     description: dict[str, Any] = {"kind": kind, "config": module.config(),
                                    "layers": {"recurrent": layer_description(module.recurrent,
                                                                              "recurrent.")}}

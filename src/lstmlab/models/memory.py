@@ -23,6 +23,7 @@ from __future__ import annotations
 import torch
 
 from lstmlab.init import initialise, prior_logits
+from lstmlab.layers import LSTM
 from lstmlab.models.sequence import SequenceModel
 from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, probe
@@ -39,24 +40,45 @@ def output_prior_logits(task: MemoryTask, sample: Batch | None = None) -> torch.
 
 def build_memory_model(task: MemoryTask, cell: str, hidden: int = 32, *, init: str = "chrono",
                        head_init: str = "prior", forget_bias: float | None = None,
+                       input_bias: float | None = None, direct: bool = False,
                        kernel: str = "auto", seed: int = 0) -> SequenceModel:
     """The gradient learner's network for ``task``: ``cell`` ("rnn", "lstm:CIFG", "gru", ...)
-    with ``hidden`` units and a linear head at every step, drawn from ``seed`` and initialised
-    as ``init`` and ``head_init`` say (module docstring)."""
+    with ``hidden`` units and a linear head at every step (and the inputs read by the outputs
+    too, with ``direct``; ``SequenceModel``), drawn from ``seed`` and initialised as ``init``
+    and ``head_init`` say (module docstring). ``input_bias`` is then added to the LSTM's
+    input-gate bias (b_ih's i block), as ``forget_bias`` is to its forget gate's: a gate that
+    starts nearly shut lets little of the inputs into the cell state, the 1997 paper's remedy
+    for internal state drift (section 4)."""
     if head_init not in HEAD_INITS:
         raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got {head_init!r}")
     torch.manual_seed(seed)
     forget_bias = forget_bias if cell.startswith("lstm") else None
     net = SequenceModel(cell, task.input_size, task.output_size, hidden,
-                        forget_bias=forget_bias)
+                        forget_bias=forget_bias, direct=direct)
     net.recurrent.kernel = kernel
     sample = probe(task)
     initialise(net.recurrent, init, int(sample.lengths.max()),
                torch.Generator().manual_seed(seed + 7919))
+    if input_bias is not None:
+        add_input_bias(net.recurrent, input_bias)
     if head_init == "prior" and task.loss_kind == "mse_sigmoid":
         with torch.no_grad():
             net.head.bias.copy_(output_prior_logits(task, sample))
     return net
+
+
+def add_input_bias(layer: torch.nn.Module, value: float) -> None:
+    """Add ``value`` to the input-gate bias (b_ih's i block) of every layer and direction of an
+    LSTM with an input gate, in place; ValueError for any other layer."""
+    gates = getattr(getattr(layer, "spec", None), "gates", ())
+    if not isinstance(layer, LSTM) or "i" not in gates:
+        raise ValueError(f"input_bias is for LSTM cells with an input gate, not "
+                         f"{getattr(layer, 'variant', type(layer).__name__)!r}")
+    i, h = gates.index("i"), layer.hidden_size
+    with torch.no_grad():
+        for name, parameter in layer.named_parameters():
+            if name.startswith("bias_ih"):
+                parameter[i * h:(i + 1) * h] += value
 
 
 def guess_network(task: MemoryTask, cell: str = "rnn", hidden: int = 2, kernel: str = "auto"
