@@ -154,13 +154,6 @@ def _learner_config(args: argparse.Namespace, **extra: Any):
     return config_from_args(LearnerConfig, args, **extra)
 
 
-def _gate_biases(config: Any) -> str:
-    """", forget bias 5, input bias -3" for the biases a learner configuration sets."""
-    return "".join(f", {label} {value:g}" for label, value in
-                   (("forget bias", config.forget_bias), ("input bias", config.input_bias))
-                   if value is not None)
-
-
 def memory(args: argparse.Namespace) -> None:
     """Plan, run, print and write the suite (results.json, results.md, plots)."""
     import torch
@@ -168,7 +161,7 @@ def memory(args: argparse.Namespace) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lstmlab.experiments import memory_suite as suite
-    from lstmlab.experiments.memory_report import render_table, write_report
+    from lstmlab.experiments.memory_report import gate_biases, render_table, write_report
     from lstmlab.experiments.memory_trial import Budget
 
     quick = args.quick
@@ -207,7 +200,7 @@ def memory(args: argparse.Namespace) -> None:
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
                   f"{config.lr:g}{' (cosine)' if config.schedule == 'cosine' else ''}, "
-                  f"init {config.init}{_gate_biases(config)}, head {config.head_init}, "
+                  f"init {config.init}{gate_biases(vars(config))}, head {config.head_init}, "
                   f"{'direct inputs to outputs, ' if config.direct else ''}"
                   f"loss {config.loss}{', curriculum' if config.curriculum else ''}"
                   + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -67,6 +68,14 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
+def gate_biases(learner: dict[str, Any]) -> str:
+    """", forget bias 5, input bias -3" for the gate biases a learner's settings (a
+    ``LearnerConfig`` as a dict) set; "" where they set none."""
+    return "".join(f", {label} {learner[key]:g}" for key, label in
+                   (("forget_bias", "forget bias"), ("input_bias", "input bias"))
+                   if learner.get(key) is not None)
+
+
 def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> list[Path]:
     """Write results.json and results.md (each atomically), and with ``plots``
     learning_curves.png and success_vs_lag.png, into ``out`` (created if missing). Returns the
@@ -90,9 +99,7 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"lr {learner['lr']:g}"
         f"{' (cosine)' if learner.get('schedule') == 'cosine' else ''}, "
         f"clip {learner['clip']}, init {learner['init']}"
-        + "".join(f", {label} {learner[key]:g}" for key, label in
-                  (("forget_bias", "forget bias"), ("input_bias", "input bias"))
-                  if learner.get(key) is not None)
+        + gate_biases(learner)
         + f"{', the inputs read by the outputs too' if learner.get('direct') else ''}, loss "
         f"{learner.get('loss', 'task')}, head {learner.get('head_init', 'default')}"
         f"{', curriculum on the lag' if learner.get('curriculum') else ''}; guessing: "
