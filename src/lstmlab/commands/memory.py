@@ -15,6 +15,7 @@ from lstmlab.commands.options import (
     add_config_options,
     config_defaults,
     config_from_args,
+    non_negative_float,
     positive_float,
     positive_int,
 )
@@ -107,16 +108,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> None:
     """The gradient learner's options (``LearnerConfig``); ``curriculum``: offer --curriculum
     (a memory-suite trial's; `gradients` trains on the task's own lag)."""
-    from lstmlab.experiments.memory_trial import LearnerConfig
+    from lstmlab.experiments.memory_trial import SCHEDULES, LearnerConfig
     from lstmlab.models.losses import LOSSES
-    from lstmlab.train.loop import BUDGET_SCHEDULES
 
     helps = {
         "hidden": "hidden units",
         "batch": "sequences per training step",
         "lr": "Adam learning rate",
-        "schedule": "learning rate: constant, or cosine to 0 over each trial's sequence budget "
-                    "(--budget)",
+        "schedule": "learning rate: constant, cosine to 0 over each trial's sequence budget "
+                    "(--budget), or exponential, halved every --half-life sequences",
+        "half_life": "training sequences per halving of the rate, with --schedule exponential",
         "init": "gate-bias initialisation of LSTM/GRU: chrono (Tallec & Ollivier 2018) or the "
                 "layer default (forget bias 1)",
         "head_init": "the head's bias, for tasks with logistic outputs: each output's log-odds "
@@ -125,6 +126,9 @@ def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> N
                        "1",
         "input_bias": "added to the LSTM's input-gate bias after initialisation (a gate that "
                       "starts nearly shut: the 1997 paper's remedy for state drift)",
+        "input_decay": "weight decay (AdamW's, decoupled) on the recurrent layer's input "
+                       "weights alone: inputs that carry nothing keep equal, small weights "
+                       "instead of drifting apart under Adam (lag 2b's random middle)",
         "direct": "the outputs also read each step's inputs (the 1997 paper's layout for its "
                   "experiment 2: the recurrent layer is left with what the input cannot tell)",
         "clip": "the gradient's global norm is clipped to this",
@@ -142,8 +146,10 @@ def _learner_arguments(p: argparse.ArgumentParser, curriculum: bool = True) -> N
         del helps["curriculum"]
     add_config_options(p, LearnerConfig, helps, choices={
         "init": ("chrono", "default"), "head_init": ("prior", "default"), "loss": LOSSES,
-        "schedule": BUDGET_SCHEDULES}, types={"lr": positive_float, "clip": positive_float,
-                                              "forget_bias": float, "input_bias": float})
+        "schedule": SCHEDULES}, types={"lr": positive_float, "clip": positive_float,
+                                              "forget_bias": float, "input_bias": float,
+                                              "input_decay": non_negative_float,
+                                              "half_life": positive_int})
     p.add_argument("--threads", type=positive_int, default=1,
                    help="torch threads per process (default 1: small models are fastest on one)")
 
@@ -161,7 +167,12 @@ def memory(args: argparse.Namespace) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from lstmlab.experiments import memory_suite as suite
-    from lstmlab.experiments.memory_report import gate_biases, render_table, write_report
+    from lstmlab.experiments.memory_report import (
+        optional_settings,
+        render_table,
+        schedule_words,
+        write_report,
+    )
     from lstmlab.experiments.memory_trial import Budget
 
     quick = args.quick
@@ -199,8 +210,8 @@ def memory(args: argparse.Namespace) -> None:
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
                   f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
-                  f"{config.lr:g}{' (cosine)' if config.schedule == 'cosine' else ''}, "
-                  f"init {config.init}{gate_biases(vars(config))}, head {config.head_init}, "
+                  f"{config.lr:g}{schedule_words(vars(config))}, "
+                  f"init {config.init}{optional_settings(vars(config))}, head {config.head_init}, "
                   f"{'direct inputs to outputs, ' if config.direct else ''}"
                   f"loss {config.loss}{', curriculum' if config.curriculum else ''}"
                   + ("" if not any(r.learner.startswith("lstm1997") for r in runs) else

@@ -19,7 +19,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lstmlab.experiments.learner import TaskStep, fresh_batches, learner_train_config
+from lstmlab.experiments.learner import (
+    TaskStep,
+    fresh_batches,
+    learner_optimizer,
+    learner_train_config,
+)
 from lstmlab.experiments.memory_trial import Budget, LearnerConfig
 from lstmlab.models.memory import build_memory_model
 from lstmlab.models.recurrent import canonical_name
@@ -117,7 +122,8 @@ def train_for(model: SequenceModel, task: MemoryTask, config: LearnerConfig, bud
     """Train ``model`` on fresh batches for the budget (no stopping rule). Returns (sequences
     seen, the last logged training accuracy)."""
     data = torch.Generator().manual_seed(seed)
-    trainer = Trainer(model, learner_train_config(config, budget))
+    train = learner_train_config(config, budget)
+    trainer = Trainer(model, train, learner_optimizer(model, config, train))
     result = trainer.run(TaskStep(task, config.loss), fresh_batches(task, config.batch, data))
     accuracy = result.history[-1]["accuracy"] if result.history else float("nan")
     return trainer.state.sequences, accuracy

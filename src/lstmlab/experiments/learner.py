@@ -59,7 +59,7 @@ from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask, make_task
 from lstmlab.tasks.memory.curriculum import Curriculum
 from lstmlab.train.callbacks import Callback, Every, StopWhen
-from lstmlab.train.loop import StepOutput, TrainConfig, Trainer
+from lstmlab.train.loop import StepOutput, TrainConfig, Trainer, make_optimizer
 
 
 def fresh_batches(task: MemoryTask, batch_size: int, generator: torch.Generator
@@ -143,13 +143,38 @@ def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
     """The loop's settings for a gradient learner (no progress bar: the suite shows its own).
     A cosine schedule with a sequence budget decays over its steps of ``config.batch``, so the
     rate at each step, and the trial, do not depend on the machine's speed; without one it
-    decays by the clock."""
+    decays by the clock. The exponential one halves the rate every ``config.half_life``
+    sequences (a factor 0.5 ** (batch / half_life) per step)."""
     steps = (-(-budget.sequences // config.batch)
              if config.schedule == "cosine" and budget.sequences is not None else None)
-    return TrainConfig(optimizer=config.optimizer, lr=config.lr, clip=config.clip,
-                       schedule=config.schedule, max_steps=steps,
+    # AdamW with no decay is Adam; its decay, unlike Adam's, is not rescaled per weight
+    optimizer = "adamw" if config.input_decay and config.optimizer == "adam" else config.optimizer
+    gamma = 0.5 ** (config.batch / config.half_life) if config.schedule == "exponential" else 1.0
+    return TrainConfig(optimizer=optimizer, lr=config.lr, clip=config.clip,
+                       schedule=config.schedule, gamma=gamma, max_steps=steps,
                        max_sequences=budget.sequences, max_seconds=budget.seconds,
                        log_every=config.log_every, progress=False, device=config.device)
+
+
+def parameter_groups(net: nn.Module, config: LearnerConfig) -> list[dict[str, Any]]:
+    """The optimiser's parameter groups for a gradient learner's ``net``: the recurrent
+    layer's input weights (``recurrent.weight_ih_l0``) with weight decay
+    ``config.input_decay``, every other parameter with none."""
+    inputs = [p for name, p in net.named_parameters() if name == "recurrent.weight_ih_l0"]
+    if not inputs:
+        raise ValueError(f"input_decay: {type(net).__name__} has no recurrent.weight_ih_l0 "
+                         "(input weights of a recurrent layer) to decay")
+    rest = [p for name, p in net.named_parameters() if name != "recurrent.weight_ih_l0"]
+    return [{"params": inputs, "weight_decay": config.input_decay},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+def learner_optimizer(net: nn.Module, config: LearnerConfig, train: TrainConfig
+                      ) -> torch.optim.Optimizer:
+    """``train``'s optimiser over a gradient learner's ``net``; with ``config.input_decay`` the
+    recurrent layer's input weights decay and nothing else does (``parameter_groups``)."""
+    groups = parameter_groups(net, config) if config.input_decay else net.parameters()
+    return make_optimizer(groups, train)
 
 
 class GrowWhenStalled(Callback):
@@ -195,6 +220,7 @@ class LearnerSetup:
     loss: str
     note: str = ""
     callbacks: list[Callback] = field(default_factory=list)
+    optimizer: torch.optim.Optimizer | None = None  # None: the loop's own for ``train``
 
 
 def learner_setup(task: MemoryTask, learner: str, seed: int, config: LearnerConfig,
@@ -218,7 +244,9 @@ def learner_setup(task: MemoryTask, learner: str, seed: int, config: LearnerConf
                              head_init=config.head_init, forget_bias=config.forget_bias,
                              input_bias=config.input_bias, direct=config.direct,
                              kernel=config.kernel, seed=seed)
-    return LearnerSetup(net, learner_train_config(config, budget), config.batch, config.loss)
+    train = learner_train_config(config, budget)
+    return LearnerSetup(net, train, config.batch, config.loss,
+                        optimizer=learner_optimizer(net, config, train))
 
 
 def learner_parameters(task: MemoryTask, learner: str,
@@ -269,7 +297,7 @@ def train_trial(name: str, options: dict[str, Any], lag: int | None, cell: str, 
     if rule.needs_test:
         check = list(task.stopping_batches(rule, batch_size=512))
         callbacks.append(HeldOutCheck(rule, task, check, course))
-    trainer = Trainer(net, setup.train)
+    trainer = Trainer(net, setup.train, setup.optimizer)
     if listener is not None:
         callbacks.append(Every(setup.train.log_every,
                                lambda t: t.history and listener(t.history[-1])))

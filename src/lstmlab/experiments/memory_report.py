@@ -68,12 +68,24 @@ def markdown_table(summaries: Sequence[Summary]) -> str:
     return "\n".join(lines)
 
 
-def gate_biases(learner: dict[str, Any]) -> str:
-    """", forget bias 5, input bias -3" for the gate biases a learner's settings (a
-    ``LearnerConfig`` as a dict) set; "" where they set none."""
-    return "".join(f", {label} {learner[key]:g}" for key, label in
-                   (("forget_bias", "forget bias"), ("input_bias", "input bias"))
-                   if learner.get(key) is not None)
+def schedule_words(learner: dict[str, Any]) -> str:
+    """" (cosine)" or " (halved every 2,000 sequences)" for a learner's rate schedule (a
+    ``LearnerConfig`` as a dict); "" for a constant rate."""
+    if learner.get("schedule") == "cosine":
+        return " (cosine)"
+    if learner.get("schedule") == "exponential":
+        return f" (halved every {learner['half_life']:,} sequences)"
+    return ""
+
+
+def optional_settings(learner: dict[str, Any]) -> str:
+    """", forget bias 5, input bias -3, input-weight decay 1" for the optional settings a
+    learner's settings (a ``LearnerConfig`` as a dict) set; "" where they set none."""
+    biases = "".join(f", {label} {learner[key]:g}" for key, label in
+                     (("forget_bias", "forget bias"), ("input_bias", "input bias"))
+                     if learner.get(key) is not None)
+    decay = learner.get("input_decay") or 0.0
+    return biases + (f", input-weight decay {decay:g}" if decay else "")
 
 
 def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> list[Path]:
@@ -96,10 +108,9 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"{s['threads']} torch thread(s)." + (" **Interrupted**: partial results." if
                                                  result.interrupted else ""), "",
         f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
-        f"lr {learner['lr']:g}"
-        f"{' (cosine)' if learner.get('schedule') == 'cosine' else ''}, "
+        f"lr {learner['lr']:g}{schedule_words(learner)}, "
         f"clip {learner['clip']}, init {learner['init']}"
-        + gate_biases(learner)
+        + optional_settings(learner)
         + f"{', the inputs read by the outputs too' if learner.get('direct') else ''}, loss "
         f"{learner.get('loss', 'task')}, head {learner.get('head_init', 'default')}"
         f"{', curriculum on the lag' if learner.get('curriculum') else ''}; guessing: "

@@ -32,6 +32,9 @@ from lstmlab.tasks.batch import Batch
 from lstmlab.tasks.memory import MemoryTask
 from lstmlab.train.loop import BUDGET_SCHEDULES
 
+# the learners' rate schedules: the loop's that need no settings of their own, and
+# "exponential" with the learner's half-life in sequences
+SCHEDULES = (*BUDGET_SCHEDULES, "exponential")
 GUESS = "guess"
 LSTM1997_LEARNER = "lstm1997"
 """The 1997 paper's set-up for each of its experiments (``lstmlab.models.lstm1997``), with its
@@ -63,13 +66,23 @@ class LearnerConfig:
     Attributes:
         hidden: H, hidden units of the recurrent layer. batch: sequences per Adam step.
         lr, optimizer, clip: see ``TrainConfig`` (clip is the global gradient-norm limit).
-        schedule: "constant" learning rate, or "cosine": to 0 over the trial's sequence budget,
+        schedule: "constant" learning rate; "cosine": to 0 over the trial's sequence budget,
             counted in steps (so that the trial does not depend on the machine's speed), or over
-            its minutes where it has no sequence budget (Loshchilov & Hutter 2017).
+            its minutes where it has no sequence budget (Loshchilov & Hutter 2017); or
+            "exponential": halved every ``half_life`` training sequences, whatever the budget
+            (for a task that stops on a streak of right sequences, the rate is low by the time
+            the streak must begin, however long the budget).
+        half_life: training sequences per halving of the exponential schedule's rate.
         init: "chrono" or "default" (module docstring). forget_bias: the LSTM's forget-gate bias
             with init "default" (None: the layer's default, 1.0). input_bias: added to the
             LSTM's input-gate bias after initialisation (None: nothing added; a gate that starts
             nearly shut is the 1997 paper's remedy for internal state drift).
+        input_decay: decoupled weight decay (AdamW's, Loshchilov & Hutter 2019) on the
+            recurrent layer's input weights W_ih alone, per step times the learning rate (0:
+            none). Adam moves the weights of inputs that carry no information (the random
+            middle of lag 2b) by steps of the order of the learning rate whatever their
+            gradient's size, so they drift apart and their sum shifts each sequence's timing;
+            the decay holds them together near 0.
         direct: the outputs also read the inputs of the same step (``SequenceModel``'s
             ``direct``; the 1997 experiment-2 networks' layout).
         head_init: "prior" or "default": the head's bias for tasks with logistic outputs (module
@@ -101,10 +114,12 @@ class LearnerConfig:
     optimizer: str = "adam"
     clip: float | None = 1.0
     schedule: str = "constant"
+    half_life: int = 2_000
     init: str = "chrono"
     head_init: str = "prior"
     forget_bias: float | None = None
     input_bias: float | None = None
+    input_decay: float = 0.0
     direct: bool = False
     kernel: str = "auto"
     device: str | None = None
@@ -122,17 +137,19 @@ class LearnerConfig:
         if self.head_init not in HEAD_INITS:
             raise ValueError(f"head_init must be one of {', '.join(HEAD_INITS)}, got "
                              f"{self.head_init!r}")
-        if self.schedule not in BUDGET_SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(BUDGET_SCHEDULES)}, got "
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got "
                              f"{self.schedule!r}")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
-        for name in ("hidden", "batch", "guess_hidden", "guess_set", "log_every"):
+        for name in ("hidden", "batch", "half_life", "guess_hidden", "guess_set", "log_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not self.input_decay >= 0:
+            raise ValueError(f"input_decay must be >= 0, got {self.input_decay}")
         if not self.guess_range > 0:
             raise ValueError(f"guess_range must be positive, got {self.guess_range}")
         parse_cell(self.guess_cell)

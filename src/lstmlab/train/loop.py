@@ -174,7 +174,16 @@ class TrainResult:
 
 
 def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in parameters if p.requires_grad]
+    """``config``'s optimiser over ``parameters``: tensors, or torch's parameter groups (dicts
+    with "params" and settings of their own, such as a "weight_decay" that overrides
+    ``config.weight_decay`` for that group)."""
+    params: list = list(parameters)
+    if params and isinstance(params[0], dict):
+        params = [{**group, "params": [p for p in group["params"] if p.requires_grad]}
+                  for group in params]
+        params = [group for group in params if group["params"]]
+    else:
+        params = [p for p in params if p.requires_grad]
     if not params:
         raise ValueError("the model has no trainable parameters")
     if config.optimizer == "adam":
