@@ -47,6 +47,7 @@ def test_sigterm_then_resume_ends_where_a_whole_run_ends(tmp_path):
     resumed = _lstmlab(*ARGS, "--out", str(part), "--resume")
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err[-2000:]
+    assert f"{len(kept)} finished trial(s) of" in " ".join(out.split())  # not the interrupted
     assert _trials(part) == expected
 
 

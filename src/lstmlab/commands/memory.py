@@ -202,6 +202,7 @@ def memory(args: argparse.Namespace) -> None:
     if quick and args.out is None and not args.resume:  # the demo starts afresh every time
         (out / "results.json").unlink(missing_ok=True)
     done = _prepare_out(out, args.resume)
+    kept = suite.finished_trials(done)
     torch.set_num_threads(args.threads)
 
     console = Console()
@@ -221,7 +222,7 @@ def memory(args: argparse.Namespace) -> None:
     worst = -(-total // args.jobs) * budget.seconds  # whole rounds of --jobs trials
     console.print(f"{total} trial(s), each at most {budget.seconds / 60:g} min: at most "
                   f"{_duration(worst)} with {args.jobs} process(es)"
-                  + (f"; {len(done)} finished trial(s) of {out} are kept" if done else ""))
+                  + (f"; {len(kept)} finished trial(s) of {out} are kept" if kept else ""))
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -183,6 +183,12 @@ def _run_in_worker(run: SuiteRun, seed: int, config: LearnerConfig, budget: Budg
         raise SystemExit(130) from None
 
 
+def finished_trials(trials: Sequence[TrialResult]) -> list[TrialResult]:
+    """The trials of an earlier run that a resumed one keeps: all but the interrupted ones,
+    which it runs again."""
+    return [r for r in trials if r.stopped_by != "interrupt"]
+
+
 def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None = None,
               budget: Budget | None = None, seed: int = 0, test_size: int | None = None,
               on_start: Callable[[SuiteRun, int], None] | None = None,
@@ -202,7 +208,7 @@ def run_suite(runs: list[SuiteRun], seeds: int = 3, config: LearnerConfig | None
     start = time.perf_counter()
     results: list[TrialResult] = []
     interrupted = False
-    finished = {trial_key(r): r for r in done if r.stopped_by != "interrupt"}
+    finished = {trial_key(r): r for r in finished_trials(done)}
     work = [(run, seed + k) for run in runs for k in range(seeds)]
     try:
         if jobs == 1:
