@@ -118,7 +118,8 @@ ENTRIES: list[tuple[str, str, str]] = [
     ("1997-6a", "lstm1997", "temporal_order:6a --learners lstm1997 --budget 62780"),
     ("1997-6b", "lstm1997",
      "temporal_order:6b --learners lstm1997 --budget 1142200 --minutes 90"),
-    # more seeds of the same, run apart (--trials 1 each)
+    # more seeds of the same, run apart: --trials 2 (seeds 1-2; ~25 minutes each here; the
+    # recorded run did seed 1, then was resumed for seed 2 and stopped)
     ("1997-6b-more", "lstm1997",
      "temporal_order:6b --learners lstm1997 --budget 1142200 --minutes 90 --seed 1"),
 ]
