@@ -156,16 +156,19 @@ def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
                        log_every=config.log_every, progress=False, device=config.device)
 
 
+INPUT_WEIGHTS = "recurrent.weight_ih_l0"  # a memory model's W_ih, what input_decay decays
+
+
 def parameter_groups(net: nn.Module, config: LearnerConfig) -> list[dict[str, Any]]:
     """The optimiser's parameter groups for a gradient learner's ``net``: the recurrent
-    layer's input weights (``recurrent.weight_ih_l0``) with weight decay
-    ``config.input_decay``, every other parameter with none."""
-    inputs = [p for name, p in net.named_parameters() if name == "recurrent.weight_ih_l0"]
-    if not inputs:
-        raise ValueError(f"input_decay: {type(net).__name__} has no recurrent.weight_ih_l0 "
-                         "(input weights of a recurrent layer) to decay")
-    rest = [p for name, p in net.named_parameters() if name != "recurrent.weight_ih_l0"]
-    return [{"params": inputs, "weight_decay": config.input_decay},
+    layer's input weights (``INPUT_WEIGHTS``) with weight decay ``config.input_decay``, every
+    other parameter with none."""
+    named = dict(net.named_parameters())
+    if INPUT_WEIGHTS not in named:
+        raise ValueError(f"input_decay: {type(net).__name__} has no {INPUT_WEIGHTS} (input "
+                         "weights of a recurrent layer) to decay")
+    rest = [p for name, p in named.items() if name != INPUT_WEIGHTS]
+    return [{"params": [named[INPUT_WEIGHTS]], "weight_decay": config.input_decay},
             {"params": rest, "weight_decay": 0.0}]
 
 
