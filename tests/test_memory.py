@@ -411,7 +411,7 @@ def test_the_exponential_schedule_halves_the_rate_every_half_life():
 
 def test_input_decay_lets_2b_hold_its_streak():
     """Lag 2b (p = 40): the same learner and rate schedule with and without weight decay on the
-    input weights. Both get the 512 fresh test sequences nearly all right, but without the
+    input weights. Both get fresh test sequences nearly all right, but without the
     decay the a-symbols' input weights drift apart and shift some sequences' timing, so the
     10,000-sequence streak does not hold within 15,000 sequences (seeds 0-2 on one machine);
     with it the streak begins after 3,082-4,048 (seeds 0-2)."""
