@@ -173,6 +173,7 @@ def test_lstm_solves_a_short_lag_and_writes_the_report(tmp_path, capsys):
     assert lstm["parameters"] == 2376
     md = (out / "results.md").read_text()
     assert "| intern (T = 5) | lstm | 2,376 | 1/1 (100%)" in md
+    assert "batch 32, Adam lr 0.01, clip 1.0" in md  # no decay: plain Adam, constant rate
     for png in ("learning_curves.png", "success_vs_lag.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     assert "Memory suite" in capsys.readouterr().out
@@ -434,11 +435,15 @@ def test_memory_command_takes_the_decay_and_schedule_options(tmp_path, capsys):
             "--input-decay", "1", "--schedule", "exponential", "--half-life", "500",
             "--out", str(out)]
     assert main(argv) == 0
+    header = capsys.readouterr().out
     settings = json.loads((out / "results.json").read_text())["settings"]["learner"]
     assert (settings["input_decay"], settings["schedule"], settings["half_life"]) == (
         1.0, "exponential", 500)
     report = (out / "results.md").read_text()
     assert "(halved every 500 sequences)" in report and "input-weight decay 1" in report
+    # the decay makes Adam AdamW: the header and the report name the optimiser that ran
+    for text in (header, report):
+        assert "AdamW lr 0.01 (halved every 500 sequences)" in text and "Adam lr" not in text
     for option, value, words in (("--input-decay", "-1", "must be a number >= 0"),
                                  ("--half-life", "0", "must be a positive integer")):
         capsys.readouterr()

@@ -168,9 +168,9 @@ def memory(args: argparse.Namespace) -> None:
 
     from lstmlab.experiments import memory_suite as suite
     from lstmlab.experiments.memory_report import (
+        optimizer_words,
         optional_settings,
         render_table,
-        schedule_words,
         write_report,
     )
     from lstmlab.experiments.memory_trial import Budget
@@ -210,8 +210,8 @@ def memory(args: argparse.Namespace) -> None:
         console.width = max(console.width, 160)
     console.print(f"[bold]lstmlab memory[/]: {len(runs)} task x lag x learner entries x {seeds} "
                   f"seed(s); budget per trial {budget.sequences:,} sequences or "
-                  f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, Adam lr "
-                  f"{config.lr:g}{schedule_words(vars(config))}, "
+                  f"{budget.seconds / 60:g} min; H={config.hidden}, batch {config.batch}, "
+                  f"{optimizer_words(vars(config))}, "
                   f"init {config.init}{optional_settings(vars(config))}, head {config.head_init}, "
                   f"{'direct inputs to outputs, ' if config.direct else ''}"
                   f"loss {config.loss}{', curriculum' if config.curriculum else ''}"

@@ -43,6 +43,7 @@ from lstmlab.experiments.memory_trial import (
     TrialResult,
     check_learner,
     evaluate_on,
+    optimizer_used,
     test_errors,
 )
 from lstmlab.models.losses import training_loss
@@ -147,8 +148,7 @@ def learner_train_config(config: LearnerConfig, budget: Budget) -> TrainConfig:
     sequences (a factor 0.5 ** (batch / half_life) per step)."""
     steps = (-(-budget.sequences // config.batch)
              if config.schedule == "cosine" and budget.sequences is not None else None)
-    # AdamW with no decay is Adam; its decay, unlike Adam's, is not rescaled per weight
-    optimizer = "adamw" if config.input_decay and config.optimizer == "adam" else config.optimizer
+    optimizer = optimizer_used(config.optimizer, config.input_decay)
     gamma = 0.5 ** (config.batch / config.half_life) if config.schedule == "exponential" else 1.0
     return TrainConfig(optimizer=optimizer, lr=config.lr, clip=config.clip,
                        schedule=config.schedule, gamma=gamma, max_steps=steps,

@@ -11,7 +11,7 @@ from typing import Any
 from rich.table import Table
 
 from lstmlab.experiments.memory_suite import SuiteResult, Summary, format_count
-from lstmlab.experiments.memory_trial import TrialResult
+from lstmlab.experiments.memory_trial import TrialResult, optimizer_used
 from lstmlab.io import atomic_write_text
 
 COLUMNS = ("task", "learner", "parameters", "solved", "sequences to success",
@@ -78,6 +78,14 @@ def schedule_words(learner: dict[str, Any]) -> str:
     return ""
 
 
+def optimizer_words(learner: dict[str, Any]) -> str:
+    """"Adam lr 0.01", "AdamW lr 0.003 (halved every 2,000 sequences)": the optimiser a
+    learner's settings (a ``LearnerConfig`` as a dict) train with, its rate and schedule."""
+    name = optimizer_used(learner.get("optimizer", "adam"), learner.get("input_decay") or 0.0)
+    name = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD"}.get(name, name)
+    return f"{name} lr {learner['lr']:g}{schedule_words(learner)}"
+
+
 def optional_settings(learner: dict[str, Any]) -> str:
     """", forget bias 5, input bias -3, input-weight decay 1" for the optional settings a
     learner's settings (a ``LearnerConfig`` as a dict) set; "" where they set none."""
@@ -107,8 +115,8 @@ def write_report(result: SuiteResult, out: str | Path, plots: bool = True) -> li
         f"Started {s.get('started', '?')}; {result.seconds:,.0f} s in all; "
         f"{s['threads']} torch thread(s)." + (" **Interrupted**: partial results." if
                                                  result.interrupted else ""), "",
-        f"Learners: H={learner['hidden']}, batch {learner['batch']}, {learner['optimizer']} "
-        f"lr {learner['lr']:g}{schedule_words(learner)}, "
+        f"Learners: H={learner['hidden']}, batch {learner['batch']}, "
+        f"{optimizer_words(learner)}, "
         f"clip {learner['clip']}, init {learner['init']}"
         + optional_settings(learner)
         + f"{', the inputs read by the outputs too' if learner.get('direct') else ''}, loss "

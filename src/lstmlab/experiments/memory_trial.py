@@ -59,6 +59,13 @@ def check_learner(name: str) -> str:
     return canonical_name(name)
 
 
+def optimizer_used(optimizer: str, input_decay: float) -> str:
+    """The optimiser a gradient learner trains with: ``optimizer``, except that Adam with an
+    input-weight decay is AdamW (the decoupled decay; AdamW with no decay is Adam, and Adam's own
+    L2 decay, unlike AdamW's, would be rescaled per weight)."""
+    return "adamw" if input_decay and optimizer == "adam" else optimizer
+
+
 @dataclass
 class LearnerConfig:
     """How a gradient learner is built and trained, and how weights are guessed.
