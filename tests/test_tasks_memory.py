@@ -714,9 +714,13 @@ def test_stopping_rules_of_tasks():
     assert adding.max_wrong == 0 and adding.max_mean_error == 0.01
     order = make_task("temporal_order").stopping_rule()
     assert order.max_mean_error == 0.1 and order.max_wrong == 0
-    for name in ("intern", "tasks", "romaji", "copy"):
+    for name in ("intern", "tasks", "romaji"):
         rule = make_task(name).stopping_rule()
         assert isinstance(rule, TestSetRule) and rule.min_accuracy == 0.99
+    # copy stops with a margin over the 99% of fresh sequences that "solved" means
+    copy = make_task("copy").stopping_rule()
+    assert isinstance(copy, TestSetRule) and copy.min_accuracy == 0.995
+    assert copy.test_size == make_task("copy").test_size == 2560
     task = make_task("adding", 20)
     assert task.stopping_rule() is not task.stopping_rule()  # a fresh rule for each run
 
