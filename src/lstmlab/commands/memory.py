@@ -25,6 +25,9 @@ QUICK_LEARNERS = "rnn,lstm,guess"
 QUICK_BUDGET = 100_000
 QUICK_MINUTES = 1.0
 DEFAULT_TASKS = ["intern", "adding", "temporal_order:6a", "latch", "two_sequence:3a"]
+PLAIN_PROGRESS_SECONDS = 60.0
+"""Written to a file or pipe (no progress bar), the command prints a trial's progress line when
+it starts and then at most this often, so that the log of a long run shows it is moving."""
 
 
 def _lags(text: str) -> list[int]:
@@ -226,12 +229,13 @@ def memory(args: argparse.Namespace) -> None:
     progress = Progress(TextColumn("{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                         TextColumn("{task.fields[status]}"), console=console, transient=True)
-    state = {"bar": None, "label": ""}
+    state: dict[str, Any] = {"bar": None, "label": "", "printed": None}
 
     def on_start(run: suite.SuiteRun, k: int) -> None:
         lag = f" lag {run.lag}" if run.lag is not None else ""
         variant = f" {run.options['variant']}" if run.options.get("variant") else ""
         state["label"] = f"{run.name}{variant}{lag} / {run.learner} / seed {args.seed + k}"
+        state["printed"] = None  # each trial's first point is printed
         progress.update(state["bar"], description=state["label"], status="")
 
     def listener(point: dict[str, Any]) -> None:
@@ -244,6 +248,11 @@ def memory(args: argparse.Namespace) -> None:
             parts.append(f"{point['sequences'] / point['seconds']:,.0f} seq/s")
         parts.append(f"{point['seconds']:.0f}s")
         progress.update(state["bar"], status="  ".join(parts))
+        now = time.monotonic()
+        if not console.is_terminal and (state["printed"] is None
+                                        or now - state["printed"] >= PLAIN_PROGRESS_SECONDS):
+            state["printed"] = now
+            progress.console.print(f"  {state['label']}: {'  '.join(parts)}")
 
     started = time.time()
     finished: list[suite.TrialResult] = []
