@@ -26,28 +26,18 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 
 from lstmlab.experiments.learner import HeldOutCheck, TaskStep, fresh_batches, learner_setup
 from lstmlab.experiments.memory_trial import Budget, LearnerConfig
-from lstmlab.models.lstm1997 import LSTM1997, SETUPS
+from lstmlab.models.lstm1997 import LSTM1997, SETUPS, build_lstm1997
 from lstmlab.tasks.memory import make_task
 from lstmlab.train.callbacks import StopWhen
 from lstmlab.train.loop import Trainer
 
 VARIANTS = ("paper", "legal", "biases")
-
-
-def paper_net_with_biases(task, seed: int) -> LSTM1997:
-    """Experiment 1's network and initialisation (``build_lstm1997``), with output biases."""
-    s = SETUPS["1"]
-    net = LSTM1997(task.input_size, task.output_size, s.blocks, s.cells,
-                   output_gate=s.output_gate, recurrent=s.recurrent,
-                   input_to_output=s.input_to_output, bias="all", g=s.g, h=s.h)
-    net.reset_parameters(s.weight_range, s.input_gate_bias, s.output_gate_bias,
-                         torch.Generator().manual_seed(seed))
-    return net
 
 
 def diagnose(net: LSTM1997, task) -> dict:
@@ -75,8 +65,8 @@ def diagnose(net: LSTM1997, task) -> dict:
 def run(variant: str, seed: int, sequences: int) -> dict:
     task = make_task("reber", target="legal" if variant == "legal" else "next")
     setup = learner_setup(task, "lstm1997", seed, LearnerConfig(), Budget(sequences=sequences))
-    if variant == "biases":
-        setup.net = paper_net_with_biases(task, seed)
+    if variant == "biases":  # the paper's set-up with biases on the cells and output units
+        setup.net = build_lstm1997(task, seed, setup=replace(SETUPS["1"], bias="all"))
     rule = task.stopping_rule()
     # the suite's own check on the stopping set (the 256 training and 256 test strings)
     check = HeldOutCheck(rule, task, list(task.stopping_batches(rule, 512)))

@@ -497,12 +497,14 @@ def setup_of(task: MemoryTask) -> Setup1997:
     return SETUPS[experiment_of(task)]
 
 
-def build_lstm1997(task: MemoryTask, seed: int = 0, truncated: bool = True) -> LSTM1997:
+def build_lstm1997(task: MemoryTask, seed: int = 0, truncated: bool = True,
+                   setup: Setup1997 | None = None) -> LSTM1997:
     """The paper's network for ``task``'s experiment, sized for the task (I input and O output
     units) and initialised as the paper says (its weight range and gate biases), drawn from
     ``seed``. Where the paper grows the network (2a/2b, ``Setup1997.grow``) its memory cell is
-    not connected yet (``LSTM1997.connect``)."""
-    setup = setup_of(task)
+    not connected yet (``LSTM1997.connect``). ``setup``: another set-up in the paper's place
+    (e.g. ``dataclasses.replace(setup_of(task), bias="all")``, to study a change)."""
+    setup = setup or setup_of(task)
     net = LSTM1997(task.input_size, task.output_size, setup.blocks, setup.cells,
                    output_gate=setup.output_gate, recurrent=setup.recurrent,
                    input_to_output=setup.input_to_output, bias=setup.bias, g=setup.g,
